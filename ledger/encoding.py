@@ -1,0 +1,410 @@
+"""Canonical bytes, hashing and JSON canonicalisation (DESIGN §2).
+
+``cb(x)`` is the one canonical MessagePack form: maps with ``str`` keys sorted by their
+UTF-8 bytes, integers in their smallest form, ``bytes`` as bin, ``str`` as str, no
+floats and no extension types. ``decode_cb`` accepts exactly the bytes ``cb`` would
+produce and raises a specific :mod:`ledger.errors` class for anything else.
+
+The decoder has a fast path (the C msgpack decoder plus a re-encode comparison) and
+a slow, byte-by-byte reader used only to name what is wrong with rejected input.
+
+Documents are hashed over their RFC 8785 (JCS) form. For the JSON this ledger
+accepts (no floats, integers below 2^53) JCS coincides with a sorted, compact
+``json.dumps`` except for key order between astral and high-BMP characters; the fast
+path is taken only when that cannot arise, and the maintained ``rfc8785`` package
+handles everything else. A property test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from typing import Any
+
+import msgpack
+import rfc8785
+
+from ledger.errors import (
+    DuplicateKeyError,
+    EncodingError,
+    FloatError,
+    JsonError,
+    NonCanonicalError,
+    NonMinimalIntegerError,
+    TrailingBytesError,
+    TruncatedError,
+    UnsortedKeysError,
+    UnsupportedTypeError,
+    WrongTypeError,
+)
+
+HASH_SIZE = 32
+ZERO_HASH = bytes(32)
+MAX_SAFE_JSON_INTEGER = 2**53 - 1
+_UINT64_MAX = 2**64 - 1
+_INT64_MIN = -(2**63)
+
+
+def H(data: bytes) -> bytes:  # noqa: N802 - the contract's name for SHA-256
+    """SHA-256, the only hash of the protocol."""
+    return hashlib.sha256(data).digest()
+
+
+# --- canonical MessagePack -------------------------------------------------
+
+
+def _canonical(value: Any) -> Any:
+    """Return ``value`` with every map's keys in UTF-8 byte order, checking types."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        # Code point order equals UTF-8 byte order, so sorted() on str is correct.
+        for key in sorted(value):
+            if type(key) is not str:
+                raise UnsupportedTypeError(
+                    f"expected str map keys, got {type(key).__name__}"
+                )
+            out[key] = _canonical(value[key])
+        return out
+    if kind is list or kind is tuple:
+        return [_canonical(item) for item in value]
+    if kind is str or kind is bytes or kind is bool or value is None:
+        return value
+    if kind is int:
+        if value > _UINT64_MAX or value < _INT64_MIN:
+            raise UnsupportedTypeError(f"expected an integer within 64 bits, got {value}")
+        return value
+    if kind is float:
+        raise FloatError("expected no floats, got a float")
+    raise UnsupportedTypeError(f"expected a canonical type, got {kind.__name__}")
+
+
+def cb(value: Any) -> bytes:
+    """Canonical bytes of ``value`` (DESIGN §2)."""
+    try:
+        return msgpack.packb(_canonical(value), use_bin_type=True)
+    except UnicodeEncodeError as exc:
+        raise EncodingError(f"expected valid Unicode text, got {exc.reason}") from exc
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise UnsupportedTypeError(f"expected no extension types, got ext type {code}")
+
+
+def decode_cb(data: bytes) -> Any:
+    """Decode canonical bytes; raise a specific :class:`EncodingError` if not canonical."""
+    try:
+        value = msgpack.unpackb(
+            data, raw=False, strict_map_key=True, use_list=True, ext_hook=_reject_ext,
+            timestamp=0,
+        )
+    except EncodingError:
+        raise
+    except Exception:  # noqa: BLE001 - msgpack raises many types; the reader names the fault
+        value = None
+    else:
+        try:
+            if cb(value) == data:
+                return value
+        except EncodingError:
+            pass
+    _CanonicalReader(data).read_document()
+    raise NonCanonicalError("expected canonical bytes, got a different encoding")
+
+
+class _CanonicalReader:
+    """Byte-by-byte MessagePack reader that raises the precise canonicality error."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def read_document(self) -> Any:
+        value = self.read()
+        if self.pos != len(self.data):
+            raise TrailingBytesError(
+                f"expected end of input at byte {self.pos}, got {len(self.data) - self.pos} more bytes"
+            )
+        return value
+
+    def take(self, count: int) -> bytes:
+        end = self.pos + count
+        if end > len(self.data):
+            raise TruncatedError(f"expected {count} more bytes at byte {self.pos}, input ends")
+        chunk = self.data[self.pos:end]
+        self.pos = end
+        return chunk
+
+    def uint(self, size: int) -> int:
+        return int.from_bytes(self.take(size), "big")
+
+    def length(self, size: int, minimum: int, what: str, at: int) -> int:
+        count = self.uint(size)
+        if count < minimum:
+            raise NonMinimalIntegerError(
+                f"expected the shortest {what} header at byte {at}, got a {size}-byte length {count}"
+            )
+        return count
+
+    def read(self) -> Any:  # noqa: C901, PLR0911, PLR0912 - one branch per MessagePack type
+        at = self.pos
+        tag = self.take(1)[0]
+        if tag <= 0x7F:
+            return tag
+        if tag >= 0xE0:
+            return tag - 0x100
+        if 0x80 <= tag <= 0x8F:
+            return self.read_map(tag & 0x0F, at)
+        if 0x90 <= tag <= 0x9F:
+            return [self.read() for _ in range(tag & 0x0F)]
+        if 0xA0 <= tag <= 0xBF:
+            return self.read_str(tag & 0x1F, at)
+        if tag == 0xC0:
+            return None
+        if tag == 0xC2:
+            return False
+        if tag == 0xC3:
+            return True
+        if tag in (0xC4, 0xC5, 0xC6):
+            size = {0xC4: 1, 0xC5: 2, 0xC6: 4}[tag]
+            count = self.length(size, {1: 0, 2: 0x100, 4: 0x10000}[size], "bin", at)
+            return self.take(count)
+        if tag in (0xCA, 0xCB):
+            raise FloatError(f"expected no floats, got a float at byte {at}")
+        if tag in (0xCC, 0xCD, 0xCE, 0xCF):
+            size = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}[tag]
+            value = self.uint(size)
+            smallest = {1: 0x80, 2: 0x100, 4: 0x10000, 8: 0x100000000}[size]
+            if value < smallest:
+                raise NonMinimalIntegerError(
+                    f"expected the smallest form of {value} at byte {at}, got a {size}-byte unsigned integer"
+                )
+            return value
+        if tag in (0xD0, 0xD1, 0xD2, 0xD3):
+            size = {0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}[tag]
+            value = int.from_bytes(self.take(size), "big", signed=True)
+            smallest = {1: -0x20, 2: -0x80, 4: -0x8000, 8: -0x80000000}[size]
+            if value >= smallest:
+                raise NonMinimalIntegerError(
+                    f"expected the smallest form of {value} at byte {at}, got a {size}-byte signed integer"
+                )
+            return value
+        if tag in (0xD9, 0xDA, 0xDB):
+            size = {0xD9: 1, 0xDA: 2, 0xDB: 4}[tag]
+            count = self.length(size, {1: 32, 2: 0x100, 4: 0x10000}[size], "str", at)
+            return self.read_str(count, at)
+        if tag in (0xDC, 0xDD):
+            size = {0xDC: 2, 0xDD: 4}[tag]
+            count = self.length(size, {2: 16, 4: 0x10000}[size], "array", at)
+            return [self.read() for _ in range(count)]
+        if tag in (0xDE, 0xDF):
+            size = {0xDE: 2, 0xDF: 4}[tag]
+            count = self.length(size, {2: 16, 4: 0x10000}[size], "map", at)
+            return self.read_map(count, at)
+        if tag in (0xC7, 0xC8, 0xC9, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8):
+            raise UnsupportedTypeError(f"expected no extension types, got ext at byte {at}")
+        raise UnsupportedTypeError(f"expected a MessagePack type, got byte 0x{tag:02x} at {at}")
+
+    def read_str(self, count: int, at: int) -> str:
+        raw = self.take(count)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EncodingError(f"expected UTF-8 text at byte {at}, got invalid bytes") from exc
+
+    def read_map(self, count: int, at: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        previous: bytes | None = None
+        for _ in range(count):
+            key_at = self.pos
+            key = self.read()
+            if type(key) is not str:
+                raise UnsupportedTypeError(
+                    f"expected str map keys at byte {key_at}, got {type(key).__name__}"
+                )
+            encoded = key.encode("utf-8")
+            if previous is not None:
+                if encoded == previous:
+                    raise DuplicateKeyError(f"expected unique map keys, got {key!r} twice")
+                if encoded < previous:
+                    raise UnsortedKeysError(
+                        f"expected map keys in byte order, got {key!r} after {previous.decode()!r}"
+                    )
+            previous = encoded
+            out[key] = self.read()
+        return out
+
+
+# --- typed access, for decoders of wire types -------------------------------
+
+
+def expect_map(value: Any, what: str, fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """``value`` as a map; with ``fields``, exactly those keys must be present."""
+    if type(value) is not dict:
+        raise WrongTypeError(f"{what}: expected a map, got {_type_name(value)}")
+    if fields is not None and value.keys() != fields:
+        missing = sorted(fields - value.keys())
+        extra = sorted(value.keys() - fields)
+        raise WrongTypeError(f"{what}: expected fields {sorted(fields)}, missing {missing}, unexpected {extra}")
+    return value
+
+
+def expect_str(value: Any, what: str) -> str:
+    if type(value) is not str:
+        raise WrongTypeError(f"{what}: expected str, got {_type_name(value)}")
+    return value
+
+
+def expect_int(value: Any, what: str, minimum: int = 0) -> int:
+    if type(value) is not int:
+        raise WrongTypeError(f"{what}: expected int, got {_type_name(value)}")
+    if value < minimum:
+        raise WrongTypeError(f"{what}: expected an integer >= {minimum}, got {value}")
+    return value
+
+
+def expect_bytes(value: Any, what: str, size: int | None = None) -> bytes:
+    if type(value) is not bytes:
+        raise WrongTypeError(f"{what}: expected bin, got {_type_name(value)}")
+    if size is not None and len(value) != size:
+        raise WrongTypeError(f"{what}: expected {size} bytes, got {len(value)}")
+    return value
+
+
+def expect_list(value: Any, what: str) -> list[Any]:
+    if type(value) is not list:
+        raise WrongTypeError(f"{what}: expected an array, got {_type_name(value)}")
+    return value
+
+
+def expect_bool(value: Any, what: str) -> bool:
+    if type(value) is not bool:
+        raise WrongTypeError(f"{what}: expected bool, got {_type_name(value)}")
+    return value
+
+
+def _type_name(value: Any) -> str:
+    names = {str: "str", bytes: "bin", int: "int", bool: "bool", list: "array", dict: "map"}
+    if value is None:
+        return "nil"
+    return names.get(type(value), type(value).__name__)
+
+
+# --- JSON canonicalisation (RFC 8785) --------------------------------------
+
+_ASTRAL_UTF8 = re.compile(rb"[\xf0-\xf4]")
+
+
+def _reject_float(text: str) -> Any:
+    raise JsonError(f"expected no floats in a document (decimals are strings), got {text}")
+
+
+def _reject_constant(text: str) -> Any:
+    raise JsonError(f"expected JSON values only, got {text}")
+
+
+def _check_integer(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_SAFE_JSON_INTEGER:
+        raise JsonError(f"expected an integer of magnitude below 2^53, got {text}")
+    return value
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonError(f"expected unique object keys, got {key!r} twice")
+            seen.add(key)
+    return out
+
+
+def parse_json(data: bytes | str, *, allow_duplicates: bool = False) -> Any:
+    """Parse submitted JSON under the document rules: no floats, safe integers, unique keys."""
+    try:
+        return json.loads(
+            data,
+            parse_float=_reject_float,
+            parse_int=_check_integer,
+            parse_constant=_reject_constant,
+            object_pairs_hook=None if allow_duplicates else _no_duplicate_keys,
+        )
+    except JsonError:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise JsonError(f"expected JSON, got {exc}") from exc
+
+
+def _check_json_value(value: Any, depth: int = 0) -> None:
+    if depth > 64:
+        raise JsonError("expected nesting at most 64 deep")
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise JsonError(f"expected string object keys, got {type(key).__name__}")
+            _check_json_value(item, depth + 1)
+    elif kind is list:
+        for item in value:
+            _check_json_value(item, depth + 1)
+    elif kind is int:
+        if abs(value) > MAX_SAFE_JSON_INTEGER:
+            raise JsonError(f"expected an integer of magnitude below 2^53, got {value}")
+    elif kind is float:
+        raise JsonError("expected no floats in a document (decimals are strings)")
+    elif not (kind is str or kind is bool or value is None):
+        raise JsonError(f"expected a JSON value, got {kind.__name__}")
+
+
+def _dumps_sorted(value: Any) -> bytes:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise JsonError("expected well-formed Unicode, got a lone surrogate") from exc
+
+
+def _jcs_of_checked(value: Any) -> bytes:
+    """JCS of a value already known to hold only JSON types, no floats, safe integers."""
+    encoded = _dumps_sorted(value)
+    # Python sorts keys by code point, JCS by UTF-16 unit: they differ only when an
+    # astral character meets a high-BMP one, which needs a 4-byte UTF-8 sequence.
+    if encoded.isascii() or not _ASTRAL_UTF8.search(encoded):
+        return encoded
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError as exc:
+        raise JsonError(f"expected a canonicalisable JSON value, got {exc}") from exc
+
+
+def jcs(value: Any) -> bytes:
+    """RFC 8785 canonical JSON bytes of a document value."""
+    _check_json_value(value)
+    return _jcs_of_checked(value)
+
+
+def jcs_reference(value: Any) -> bytes:
+    """The maintained RFC 8785 implementation, for differential tests."""
+    return rfc8785.dumps(value)
+
+
+def parse_canonical_json(data: bytes) -> Any:
+    """Parse JSON that must already be in JCS form (document contents in a block)."""
+    value = parse_json(data, allow_duplicates=True)
+    if _jcs_of_checked(value) != data:
+        raise JsonError("expected the document in RFC 8785 canonical form, got other bytes")
+    return value
+
+
+def compute_doc_hash(document: Any) -> bytes:
+    """``doc_hash = H(JCS(document))`` (DESIGN §2)."""
+    return H(jcs(document))
+
+
+def pack_uint64(value: int) -> bytes:
+    """Big-endian fixed-width integer, for storage keys that must sort numerically."""
+    return struct.pack(">Q", value)

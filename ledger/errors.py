@@ -1,0 +1,549 @@
+"""The one error hierarchy of zoneledger.
+
+Every failure the ledger can report is a subclass of :class:`LedgerError` with a
+stable ``code``. Codes are part of the external contract: the API uses them as the
+problem+json ``type`` and the CLI prints them. A code is never reused or renamed.
+
+    LedgerError                          ledger.error
+    ├── EncodingError                    encoding.invalid
+    │   ├── TruncatedError               encoding.truncated
+    │   ├── TrailingBytesError           encoding.trailing_bytes
+    │   ├── UnsortedKeysError            encoding.unsorted_keys
+    │   ├── DuplicateKeyError            encoding.duplicate_key
+    │   ├── NonMinimalIntegerError       encoding.non_minimal_integer
+    │   ├── FloatError                   encoding.float
+    │   ├── UnsupportedTypeError         encoding.unsupported_type
+    │   ├── WrongTypeError               encoding.wrong_type     (e.g. str sent as bin)
+    │   ├── NonCanonicalError            encoding.non_canonical  (any other difference)
+    │   └── JsonError                    encoding.json
+    ├── KeyFileError                     key.file_invalid
+    │   └── KeyPassphraseError           key.passphrase
+    ├── GenesisError                     genesis.invalid
+    ├── DocumentError                    doc.invalid           (has .path)
+    │   ├── DocumentSchemaError          doc.schema
+    │   ├── CountryCodeError             doc.country_code
+    │   ├── CurrencyCodeError            doc.currency_code
+    │   ├── HsCodeError                  doc.hs_code
+    │   ├── LocodeError                  doc.locode
+    │   ├── DateTimeError                doc.datetime
+    │   ├── DecimalError                 doc.decimal
+    │   ├── ProcedureCodeError           doc.procedure_code
+    │   ├── UnknownDocTypeError          doc.type_unknown
+    │   ├── DocumentJsonError            doc.json
+    │   └── DocumentTooLargeError        doc.too_large
+    ├── TransactionError                 tx.invalid
+    │   ├── MalformedTransactionError    tx.malformed
+    │   ├── SignatureInvalidError        tx.signature_invalid
+    │   ├── WrongChainError              tx.wrong_chain
+    │   ├── UnknownKindError             tx.unknown_kind
+    │   ├── ReplayedTransactionError     tx.replayed
+    │   ├── DuplicateInBlockError        tx.duplicate_in_block
+    │   ├── NotOfficerOfZoneError        doc.not_officer_of_zone
+    │   ├── OfficerRevokedError          tx.officer_revoked
+    │   ├── NotZoneAdminError            tx.not_zone_admin
+    │   ├── UnknownZoneError             tx.unknown_zone
+    │   ├── OfficerAlreadyActiveError    tx.officer_already_active
+    │   ├── OfficerNotActiveError        tx.officer_not_active
+    │   ├── DocumentExistsError          doc.exists
+    │   ├── DocumentNotFoundError        doc.not_found
+    │   ├── DocumentRevokedError         doc.revoked
+    │   ├── StaleSupersedesError         doc.stale_supersedes
+    │   ├── StaleRevocationHashError     doc.stale_hash
+    │   ├── DocIdMismatchError           doc.id_mismatch
+    │   ├── DocTypeMismatchError         doc.type_mismatch
+    │   ├── DocumentHashMismatchError    doc.hash_mismatch
+    │   ├── DocumentMissingError         doc.content_missing
+    │   ├── AttachmentError              doc.attachment_invalid
+    │   └── TransactionTooLargeError     tx.too_large
+    ├── ProofError                       proof.invalid
+    │   ├── InclusionProofError          proof.inclusion_invalid
+    │   ├── ConsistencyProofError        proof.consistency_invalid
+    │   └── StateProofError              proof.state_invalid
+    ├── BlockError                       block.invalid
+    │   ├── BlockMalformedError          block.malformed
+    │   ├── WrongHeightError             block.height
+    │   ├── WrongPrevHashError           block.prev_hash
+    │   ├── WrongProposerError           block.proposer
+    │   ├── BlockTimeError               block.time
+    │   ├── TxCountMismatchError         block.tx_count
+    │   ├── LogRootMismatchError         block.log_root
+    │   ├── LogSizeMismatchError         block.log_size
+    │   ├── StateRootMismatchError       block.state_root
+    │   ├── ValidatorsHashMismatchError  block.validators_hash
+    │   ├── LastCommitMismatchError      block.last_commit
+    │   └── BlockChainIdError            block.chain_id
+    ├── CommitError                      commit.invalid
+    │   ├── CommitQuorumError            commit.quorum
+    │   ├── CommitSignatureError         commit.signature_invalid
+    │   ├── CommitUnknownValidatorError  commit.unknown_validator
+    │   ├── CommitDuplicateSignerError   commit.duplicate_signer
+    │   ├── CommitOrderError             commit.unsorted
+    │   └── CommitTargetError            commit.target_mismatch
+    ├── VoteError                        vote.invalid
+    │   └── VoteSignatureError           vote.signature_invalid
+    └── StoreError                       store.error
+        ├── StoreCorruptError            store.corrupt
+        └── StoreLockedError             store.locked
+
+Messages follow "expected X, got Y" where that reads naturally.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LedgerError(Exception):
+    """Root of every zoneledger error; ``code`` is stable and never reused."""
+
+    code: ClassVar[str] = "ledger.error"
+    title: ClassVar[str] = "Ledger error"
+    tx_index: int | None = None
+    """Position in its block of the transaction that broke the rule, when one did."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        if self.path:
+            return f"{self.path}: {self.message}"
+        return self.message
+
+    def one_line(self) -> str:
+        """``code: message`` on one line, for the CLI and logs."""
+        return f"{self.code}: {self}".replace("\n", " ")
+
+
+# --- encoding --------------------------------------------------------------
+
+
+class EncodingError(LedgerError):
+    code = "encoding.invalid"
+    title = "Invalid canonical encoding"
+
+
+class TruncatedError(EncodingError):
+    code = "encoding.truncated"
+    title = "Encoding ends early"
+
+
+class TrailingBytesError(EncodingError):
+    code = "encoding.trailing_bytes"
+    title = "Bytes after the encoded value"
+
+
+class UnsortedKeysError(EncodingError):
+    code = "encoding.unsorted_keys"
+    title = "Map keys not sorted"
+
+
+class DuplicateKeyError(EncodingError):
+    code = "encoding.duplicate_key"
+    title = "Map key repeated"
+
+
+class NonMinimalIntegerError(EncodingError):
+    code = "encoding.non_minimal_integer"
+    title = "Integer not in its smallest form"
+
+
+class FloatError(EncodingError):
+    code = "encoding.float"
+    title = "Floats are not allowed"
+
+
+class UnsupportedTypeError(EncodingError):
+    code = "encoding.unsupported_type"
+    title = "Type not allowed in canonical encoding"
+
+
+class WrongTypeError(EncodingError):
+    code = "encoding.wrong_type"
+    title = "Field has the wrong type"
+
+
+class NonCanonicalError(EncodingError):
+    code = "encoding.non_canonical"
+    title = "Encoding is not canonical"
+
+
+class JsonError(EncodingError):
+    code = "encoding.json"
+    title = "Value cannot be canonicalised as JSON"
+
+
+# --- keys ------------------------------------------------------------------
+
+
+class KeyFileError(LedgerError):
+    code = "key.file_invalid"
+    title = "Key file unreadable"
+
+
+class KeyPassphraseError(KeyFileError):
+    code = "key.passphrase"
+    title = "Wrong or missing key passphrase"
+
+
+# --- genesis ---------------------------------------------------------------
+
+
+class GenesisError(LedgerError):
+    code = "genesis.invalid"
+    title = "Invalid genesis"
+
+
+# --- documents -------------------------------------------------------------
+
+
+class DocumentError(LedgerError):
+    code = "doc.invalid"
+    title = "Invalid document"
+
+
+class DocumentSchemaError(DocumentError):
+    code = "doc.schema"
+    title = "Document does not match its schema"
+
+
+class CountryCodeError(DocumentError):
+    code = "doc.country_code"
+    title = "Not an ISO 3166-1 alpha-2 country code"
+
+
+class CurrencyCodeError(DocumentError):
+    code = "doc.currency_code"
+    title = "Not an ISO 4217 currency code"
+
+
+class HsCodeError(DocumentError):
+    code = "doc.hs_code"
+    title = "Not an HS code"
+
+
+class LocodeError(DocumentError):
+    code = "doc.locode"
+    title = "Not a UN/LOCODE"
+
+
+class DateTimeError(DocumentError):
+    code = "doc.datetime"
+    title = "Not an RFC 3339 date-time"
+
+
+class DecimalError(DocumentError):
+    code = "doc.decimal"
+    title = "Not a decimal string"
+
+
+class ProcedureCodeError(DocumentError):
+    code = "doc.procedure_code"
+    title = "Not a customs procedure code"
+
+
+class UnknownDocTypeError(DocumentError):
+    code = "doc.type_unknown"
+    title = "Unknown document type"
+
+
+class DocumentJsonError(DocumentError):
+    code = "doc.json"
+    title = "Document is not acceptable JSON"
+
+
+class DocumentTooLargeError(DocumentError):
+    code = "doc.too_large"
+    title = "Document too large"
+
+
+# --- transactions ----------------------------------------------------------
+
+
+class TransactionError(LedgerError):
+    code = "tx.invalid"
+    title = "Invalid transaction"
+
+
+class MalformedTransactionError(TransactionError):
+    code = "tx.malformed"
+    title = "Malformed transaction"
+
+
+class SignatureInvalidError(TransactionError):
+    code = "tx.signature_invalid"
+    title = "Transaction signature does not verify"
+
+
+class WrongChainError(TransactionError):
+    code = "tx.wrong_chain"
+    title = "Transaction is for another chain"
+
+
+class UnknownKindError(TransactionError):
+    code = "tx.unknown_kind"
+    title = "Unknown transaction kind"
+
+
+class ReplayedTransactionError(TransactionError):
+    code = "tx.replayed"
+    title = "Transaction already committed"
+
+
+class DuplicateInBlockError(TransactionError):
+    code = "tx.duplicate_in_block"
+    title = "Transaction appears twice in one block"
+
+
+class NotOfficerOfZoneError(TransactionError):
+    code = "doc.not_officer_of_zone"
+    title = "Signer is not an officer of the document's zone"
+
+
+class OfficerRevokedError(TransactionError):
+    code = "tx.officer_revoked"
+    title = "Officer key has been revoked"
+
+
+class NotZoneAdminError(TransactionError):
+    code = "tx.not_zone_admin"
+    title = "Signer is not the zone's admin"
+
+
+class UnknownZoneError(TransactionError):
+    code = "tx.unknown_zone"
+    title = "No such zone"
+
+
+class OfficerAlreadyActiveError(TransactionError):
+    code = "tx.officer_already_active"
+    title = "Officer key is already registered"
+
+
+class OfficerNotActiveError(TransactionError):
+    code = "tx.officer_not_active"
+    title = "Officer key is not active in this zone"
+
+
+class DocumentExistsError(TransactionError):
+    code = "doc.exists"
+    title = "Document id already issued"
+
+
+class DocumentNotFoundError(TransactionError):
+    code = "doc.not_found"
+    title = "No such document"
+
+
+class DocumentRevokedError(TransactionError):
+    code = "doc.revoked"
+    title = "Document is revoked"
+
+
+class StaleSupersedesError(TransactionError):
+    code = "doc.stale_supersedes"
+    title = "Amendment does not supersede the current version"
+
+
+class StaleRevocationHashError(TransactionError):
+    code = "doc.stale_hash"
+    title = "Revocation does not name the current version"
+
+
+class DocIdMismatchError(TransactionError):
+    code = "doc.id_mismatch"
+    title = "doc_id does not match the document's own number"
+
+
+class DocTypeMismatchError(TransactionError):
+    code = "doc.type_mismatch"
+    title = "Amendment changes the document type"
+
+
+class DocumentHashMismatchError(TransactionError):
+    code = "doc.hash_mismatch"
+    title = "Document content does not match doc_hash"
+
+
+class DocumentMissingError(TransactionError):
+    code = "doc.content_missing"
+    title = "Document content missing"
+
+
+class AttachmentError(TransactionError):
+    code = "doc.attachment_invalid"
+    title = "Invalid attachment descriptor"
+
+
+class TransactionTooLargeError(TransactionError):
+    code = "tx.too_large"
+    title = "Transaction too large"
+
+
+# --- proofs ----------------------------------------------------------------
+
+
+class ProofError(LedgerError):
+    code = "proof.invalid"
+    title = "Proof does not verify"
+
+
+class InclusionProofError(ProofError):
+    code = "proof.inclusion_invalid"
+    title = "Inclusion proof does not verify"
+
+
+class ConsistencyProofError(ProofError):
+    code = "proof.consistency_invalid"
+    title = "Consistency proof does not verify"
+
+
+class StateProofError(ProofError):
+    code = "proof.state_invalid"
+    title = "State proof does not verify"
+
+
+# --- blocks ----------------------------------------------------------------
+
+
+class BlockError(LedgerError):
+    code = "block.invalid"
+    title = "Invalid block"
+
+
+class BlockMalformedError(BlockError):
+    code = "block.malformed"
+    title = "Malformed block"
+
+
+class WrongHeightError(BlockError):
+    code = "block.height"
+    title = "Block has the wrong height"
+
+
+class WrongPrevHashError(BlockError):
+    code = "block.prev_hash"
+    title = "Block does not link to the previous block"
+
+
+class WrongProposerError(BlockError):
+    code = "block.proposer"
+    title = "Block names the wrong proposer"
+
+
+class BlockTimeError(BlockError):
+    code = "block.time"
+    title = "Block time out of bounds"
+
+
+class TxCountMismatchError(BlockError):
+    code = "block.tx_count"
+    title = "Header tx_count disagrees with the body"
+
+
+class LogRootMismatchError(BlockError):
+    code = "block.log_root"
+    title = "Header log_root disagrees with re-execution"
+
+
+class LogSizeMismatchError(BlockError):
+    code = "block.log_size"
+    title = "Header log_size disagrees with re-execution"
+
+
+class StateRootMismatchError(BlockError):
+    code = "block.state_root"
+    title = "Header state_root disagrees with re-execution"
+
+
+class ValidatorsHashMismatchError(BlockError):
+    code = "block.validators_hash"
+    title = "Header validators_hash disagrees with the validator set"
+
+
+class LastCommitMismatchError(BlockError):
+    code = "block.last_commit"
+    title = "Block's last commit is wrong"
+
+
+class BlockChainIdError(BlockError):
+    code = "block.chain_id"
+    title = "Block is for another chain"
+
+
+# --- commit certificates and votes -----------------------------------------
+
+
+class CommitError(LedgerError):
+    code = "commit.invalid"
+    title = "Invalid commit certificate"
+
+
+class CommitQuorumError(CommitError):
+    code = "commit.quorum"
+    title = "Commit certificate lacks a quorum"
+
+
+class CommitSignatureError(CommitError):
+    code = "commit.signature_invalid"
+    title = "Commit signature does not verify"
+
+
+class CommitUnknownValidatorError(CommitError):
+    code = "commit.unknown_validator"
+    title = "Commit signed by an index outside the validator set"
+
+
+class CommitDuplicateSignerError(CommitError):
+    code = "commit.duplicate_signer"
+    title = "Validator signs the commit twice"
+
+
+class CommitOrderError(CommitError):
+    code = "commit.unsorted"
+    title = "Commit signatures not sorted by validator"
+
+
+class CommitTargetError(CommitError):
+    code = "commit.target_mismatch"
+    title = "Commit certificate is for another block"
+
+
+class VoteError(LedgerError):
+    code = "vote.invalid"
+    title = "Invalid vote"
+
+
+class VoteSignatureError(VoteError):
+    code = "vote.signature_invalid"
+    title = "Vote signature does not verify"
+
+
+# --- storage ---------------------------------------------------------------
+
+
+class StoreError(LedgerError):
+    code = "store.error"
+    title = "Storage failure"
+
+
+class StoreCorruptError(StoreError):
+    code = "store.corrupt"
+    title = "Stored data is inconsistent"
+
+
+class StoreLockedError(StoreError):
+    code = "store.locked"
+    title = "Store is in use by another process"
+
+
+def all_error_classes() -> list[type[LedgerError]]:
+    """Every class in the hierarchy, root first (for code-uniqueness checks and API mapping)."""
+    found: list[type[LedgerError]] = []
+    pending: list[type[LedgerError]] = [LedgerError]
+    while pending:
+        cls = pending.pop(0)
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found

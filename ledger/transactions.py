@@ -1,0 +1,365 @@
+"""Transactions: the signed envelope and one body type per kind (DESIGN §4).
+
+Wire form: ``cb({"tx": T, "sig": bytes64})`` with
+``T = {"chain_id", "kind", "signer", "nonce", "body"}``; ``tx_hash = H(cb(envelope))``.
+Decoding parses into a typed, size-bounded object or raises; nothing half-checked
+escapes this module. Authorization against ledger state lives in
+:mod:`ledger.transition`, not here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+from ledger.encoding import (
+    H,
+    cb,
+    decode_cb,
+    expect_bytes,
+    expect_int,
+    expect_list,
+    expect_map,
+    expect_str,
+)
+from ledger.errors import (
+    AttachmentError,
+    EncodingError,
+    MalformedTransactionError,
+    SignatureInvalidError,
+    TransactionTooLargeError,
+    UnknownKindError,
+    WrongChainError,
+)
+from ledger.keys import TX_DOMAIN, SigningKey, signing_bytes, verify_bytes
+
+MAX_ENVELOPE_BYTES = 16 * 1024
+MAX_ATTACHMENTS = 32
+MAX_REASON_CHARS = 1000
+MAX_DOC_ID_CHARS = 200
+MAX_NAME_CHARS = 255
+MAX_NONCE = 2**64 - 1
+
+KIND_DOC_ISSUE = "doc.issue"
+KIND_DOC_AMEND = "doc.amend"
+KIND_DOC_REVOKE = "doc.revoke"
+KIND_OFFICER_REGISTER = "officer.register"
+KIND_OFFICER_REVOKE = "officer.revoke"
+
+_ZONE_ID = re.compile(r"^[A-Z]{2}-[A-Z0-9][A-Z0-9-]{0,30}$")
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
+
+
+def is_valid_zone_id(zone_id: str) -> bool:
+    return bool(_ZONE_ID.match(zone_id))
+
+
+def split_doc_id(doc_id: str) -> tuple[str, str]:
+    """``"<zone_id>/<number>"`` into its parts, or raise ``MalformedTransactionError``."""
+    zone_id, sep, number = doc_id.partition("/")
+    if not sep or not number or not is_valid_zone_id(zone_id):
+        raise MalformedTransactionError(f"doc_id: expected \"<zone_id>/<number>\", got {doc_id!r}")
+    if len(doc_id) > MAX_DOC_ID_CHARS:
+        raise MalformedTransactionError(f"doc_id: expected at most {MAX_DOC_ID_CHARS} characters, got {len(doc_id)}")
+    if any(ord(ch) < 0x20 for ch in number):
+        raise MalformedTransactionError("doc_id: expected no control characters in the number")
+    return zone_id, number
+
+
+def _bounded_text(value: Any, what: str, limit: int, *, allow_empty: bool = False) -> str:
+    text = expect_str(value, what)
+    if not allow_empty and not text.strip():
+        raise MalformedTransactionError(f"{what}: expected text, got an empty string")
+    if len(text) > limit:
+        raise MalformedTransactionError(f"{what}: expected at most {limit} characters, got {len(text)}")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file registered beside a document (e.g. the PDF a trader receives)."""
+
+    name: str
+    """File name as the issuer gave it."""
+    media_type: str
+    """MIME type, e.g. ``application/pdf``."""
+    sha256: bytes
+    """``H(file bytes)``; the file verifies by this hash."""
+    size: int
+    """File size in bytes."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"name": self.name, "media_type": self.media_type, "sha256": self.sha256, "size": self.size}
+
+    @classmethod
+    def from_wire(cls, value: Any, what: str) -> Attachment:
+        try:
+            m = expect_map(value, what, frozenset({"name", "media_type", "sha256", "size"}))
+            name = _bounded_text(m["name"], f"{what}.name", MAX_NAME_CHARS)
+            media_type = expect_str(m["media_type"], f"{what}.media_type")
+            sha = expect_bytes(m["sha256"], f"{what}.sha256", 32)
+            size = expect_int(m["size"], f"{what}.size")
+        except EncodingError as exc:
+            raise AttachmentError(str(exc)) from exc
+        if not _MEDIA_TYPE.match(media_type):
+            raise AttachmentError(f"{what}.media_type: expected a MIME type, got {media_type!r}")
+        return cls(name, media_type, sha, size)
+
+
+def _attachments_from_wire(value: Any) -> tuple[Attachment, ...]:
+    items = expect_list(value, "body.attachments")
+    if len(items) > MAX_ATTACHMENTS:
+        raise AttachmentError(f"body.attachments: expected at most {MAX_ATTACHMENTS}, got {len(items)}")
+    attachments = tuple(Attachment.from_wire(item, f"body.attachments[{i}]") for i, item in enumerate(items))
+    if len({a.sha256 for a in attachments}) != len(attachments):
+        raise AttachmentError("body.attachments: expected distinct files, got the same sha256 twice")
+    return attachments
+
+
+@dataclass(frozen=True, slots=True)
+class DocIssue:
+    """Registers a new document."""
+
+    KIND: ClassVar[str] = KIND_DOC_ISSUE
+    FIELDS: ClassVar[frozenset[str]] = frozenset({"doc_type", "doc_id", "doc_hash", "attachments"})
+    doc_type: str
+    """One of :data:`ledger.documents.DOC_TYPES`."""
+    doc_id: str
+    """``"<zone_id>/<number>"``; the number is the document's own."""
+    doc_hash: bytes
+    """``H(JCS(document))``."""
+    attachments: tuple[Attachment, ...] = ()
+    """Files registered with this version."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "doc_type": self.doc_type,
+            "doc_id": self.doc_id,
+            "doc_hash": self.doc_hash,
+            "attachments": [a.to_wire() for a in self.attachments],
+        }
+
+    @classmethod
+    def from_wire(cls, m: dict[str, Any]) -> DocIssue:
+        doc_id = _bounded_text(m["doc_id"], "body.doc_id", MAX_DOC_ID_CHARS)
+        split_doc_id(doc_id)
+        return cls(
+            _bounded_text(m["doc_type"], "body.doc_type", 64),
+            doc_id,
+            expect_bytes(m["doc_hash"], "body.doc_hash", 32),
+            _attachments_from_wire(m["attachments"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DocAmend:
+    """Replaces the current version of a document with a new one."""
+
+    KIND: ClassVar[str] = KIND_DOC_AMEND
+    FIELDS: ClassVar[frozenset[str]] = frozenset({"doc_id", "doc_hash", "supersedes", "reason", "attachments"})
+    doc_id: str
+    """The document being amended."""
+    doc_hash: bytes
+    """Hash of the new version."""
+    supersedes: bytes
+    """Hash of the version being replaced; must be the current one."""
+    reason: str
+    """Why, in the officer's words."""
+    attachments: tuple[Attachment, ...] = ()
+    """Files registered with the new version."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "doc_hash": self.doc_hash,
+            "supersedes": self.supersedes,
+            "reason": self.reason,
+            "attachments": [a.to_wire() for a in self.attachments],
+        }
+
+    @classmethod
+    def from_wire(cls, m: dict[str, Any]) -> DocAmend:
+        doc_id = _bounded_text(m["doc_id"], "body.doc_id", MAX_DOC_ID_CHARS)
+        split_doc_id(doc_id)
+        return cls(
+            doc_id,
+            expect_bytes(m["doc_hash"], "body.doc_hash", 32),
+            expect_bytes(m["supersedes"], "body.supersedes", 32),
+            _bounded_text(m["reason"], "body.reason", MAX_REASON_CHARS),
+            _attachments_from_wire(m["attachments"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DocRevoke:
+    """Withdraws a document; it stays on the log, marked revoked."""
+
+    KIND: ClassVar[str] = KIND_DOC_REVOKE
+    FIELDS: ClassVar[frozenset[str]] = frozenset({"doc_id", "doc_hash", "reason"})
+    doc_id: str
+    """The document being revoked."""
+    doc_hash: bytes
+    """Its current version's hash."""
+    reason: str
+    """Why, in the officer's words."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"doc_id": self.doc_id, "doc_hash": self.doc_hash, "reason": self.reason}
+
+    @classmethod
+    def from_wire(cls, m: dict[str, Any]) -> DocRevoke:
+        doc_id = _bounded_text(m["doc_id"], "body.doc_id", MAX_DOC_ID_CHARS)
+        split_doc_id(doc_id)
+        return cls(
+            doc_id,
+            expect_bytes(m["doc_hash"], "body.doc_hash", 32),
+            _bounded_text(m["reason"], "body.reason", MAX_REASON_CHARS),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OfficerRegister:
+    """A zone admin authorises an officer key for that zone."""
+
+    KIND: ClassVar[str] = KIND_OFFICER_REGISTER
+    FIELDS: ClassVar[frozenset[str]] = frozenset({"zone_id", "officer_key"})
+    zone_id: str
+    """The admin's zone."""
+    officer_key: bytes
+    """The officer's Ed25519 public key."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"zone_id": self.zone_id, "officer_key": self.officer_key}
+
+    @classmethod
+    def from_wire(cls, m: dict[str, Any]) -> OfficerRegister:
+        return cls(expect_str(m["zone_id"], "body.zone_id"), expect_bytes(m["officer_key"], "body.officer_key", 32))
+
+
+@dataclass(frozen=True, slots=True)
+class OfficerRevoke:
+    """A zone admin withdraws an officer key; it can never be registered again."""
+
+    KIND: ClassVar[str] = KIND_OFFICER_REVOKE
+    FIELDS: ClassVar[frozenset[str]] = frozenset({"zone_id", "officer_key"})
+    zone_id: str
+    """The admin's zone."""
+    officer_key: bytes
+    """The officer's Ed25519 public key."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"zone_id": self.zone_id, "officer_key": self.officer_key}
+
+    @classmethod
+    def from_wire(cls, m: dict[str, Any]) -> OfficerRevoke:
+        return cls(expect_str(m["zone_id"], "body.zone_id"), expect_bytes(m["officer_key"], "body.officer_key", 32))
+
+
+Body = Union[DocIssue, DocAmend, DocRevoke, OfficerRegister, OfficerRevoke]
+BODY_TYPES: dict[str, type[DocIssue] | type[DocAmend] | type[DocRevoke] | type[OfficerRegister] | type[OfficerRevoke]] = {
+    cls.KIND: cls for cls in (DocIssue, DocAmend, DocRevoke, OfficerRegister, OfficerRevoke)
+}
+DOCUMENT_KINDS = frozenset({KIND_DOC_ISSUE, KIND_DOC_AMEND, KIND_DOC_REVOKE})
+KINDS_WITH_CONTENT = frozenset({KIND_DOC_ISSUE, KIND_DOC_AMEND})
+
+_TX_FIELDS = frozenset({"chain_id", "kind", "signer", "nonce", "body"})
+_ENVELOPE_FIELDS = frozenset({"tx", "sig"})
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """The signed part of an envelope."""
+
+    chain_id: str
+    """The genesis ``chain_id``; a transaction for another chain is refused."""
+    signer: bytes
+    """Ed25519 public key of the officer or admin who signs."""
+    nonce: int
+    """Any uint64 the signer chooses; makes otherwise equal transactions distinct."""
+    body: Body
+    """The kind-specific body; its class fixes ``kind``."""
+
+    @property
+    def kind(self) -> str:
+        return self.body.KIND
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "kind": self.kind,
+            "signer": self.signer,
+            "nonce": self.nonce,
+            "body": self.body.to_wire(),
+        }
+
+    def signing_bytes(self) -> bytes:
+        return signing_bytes(TX_DOMAIN, self.to_wire())
+
+    def sign(self, key: SigningKey) -> Envelope:
+        if key.public != self.signer:
+            raise SignatureInvalidError("signer: expected the signing key's public key, got another key")
+        sig = key.sign_bytes(self.signing_bytes())
+        return Envelope.create(self, sig)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """``{"tx": T, "sig": bytes64}`` with its canonical bytes kept beside it."""
+
+    tx: Transaction
+    """The signed transaction."""
+    sig: bytes
+    """Ed25519 signature over ``TX_DOMAIN || cb(tx)``."""
+    encoded: bytes = field(compare=False, repr=False)
+    """``cb(envelope)``: the log leaf and the preimage of ``tx_hash``."""
+    tx_hash: bytes = field(compare=False, repr=False)
+    """``H(cb(envelope))``."""
+
+    @classmethod
+    def create(cls, tx: Transaction, sig: bytes) -> Envelope:
+        encoded = cb({"tx": tx.to_wire(), "sig": sig})
+        return cls(tx, sig, encoded, H(encoded))
+
+    def encode(self) -> bytes:
+        return self.encoded
+
+    @classmethod
+    def decode(cls, data: bytes) -> Envelope:
+        """Parse canonical envelope bytes into a typed envelope, or raise."""
+        if len(data) > MAX_ENVELOPE_BYTES:
+            raise TransactionTooLargeError(f"expected at most {MAX_ENVELOPE_BYTES} bytes, got {len(data)}")
+        value = decode_cb(data)
+        try:
+            env = expect_map(value, "envelope", _ENVELOPE_FIELDS)
+            sig = expect_bytes(env["sig"], "sig", 64)
+            t = expect_map(env["tx"], "tx", _TX_FIELDS)
+            chain_id = expect_str(t["chain_id"], "tx.chain_id")
+            kind = expect_str(t["kind"], "tx.kind")
+            signer = expect_bytes(t["signer"], "tx.signer", 32)
+            nonce = expect_int(t["nonce"], "tx.nonce")
+            body_type = BODY_TYPES.get(kind)
+            if body_type is None:
+                raise UnknownKindError(f"tx.kind: expected one of {sorted(BODY_TYPES)}, got {kind!r}")
+            body_map = expect_map(t["body"], "tx.body", body_type.FIELDS)
+            body = body_type.from_wire(body_map)
+        except MalformedTransactionError:
+            raise
+        except EncodingError:
+            # Already specific (wrong type, non-canonical, ...): surfaced as is.
+            raise
+        if nonce > MAX_NONCE:
+            raise MalformedTransactionError(f"tx.nonce: expected a uint64, got {nonce}")
+        return cls(Transaction(chain_id, signer, nonce, body), sig, data, H(data))
+
+
+def validate_chain_id(envelope: Envelope, chain_id: str) -> None:
+    if envelope.tx.chain_id != chain_id:
+        raise WrongChainError(f"tx.chain_id: expected {chain_id!r}, got {envelope.tx.chain_id!r}")
+
+
+def validate_signature(envelope: Envelope) -> None:
+    """The envelope's signature is by ``tx.signer`` over the tx domain and ``tx``."""
+    verify_bytes(
+        envelope.tx.signer, envelope.tx.signing_bytes(), envelope.sig, SignatureInvalidError, "tx signature"
+    )

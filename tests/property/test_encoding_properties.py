@@ -1,0 +1,142 @@
+"""Canonical encoding: round trips, and every non-canonical form refused with its own error."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger import errors
+from ledger.encoding import cb, decode_cb, jcs, jcs_reference, parse_canonical_json, parse_json
+from ledger.transactions import Envelope
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.text(max_size=40)
+    | st.binary(max_size=40)
+)
+values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    max_leaves=30,
+)
+
+
+@given(values)
+def test_round_trip(value: Any) -> None:
+    encoded = cb(value)
+    assert decode_cb(encoded) == value
+    assert cb(decode_cb(encoded)) == encoded
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.integers(0, 5), min_size=2, max_size=6))
+def test_unsorted_keys_rejected(mapping: dict[str, int]) -> None:
+    keys = sorted(mapping, key=lambda k: k.encode())
+    reordered = {k: mapping[k] for k in reversed(keys)}
+    raw = msgpack.packb(reordered, use_bin_type=True)
+    with pytest.raises(errors.UnsortedKeysError):
+        decode_cb(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"\xcc\x05", errors.NonMinimalIntegerError),  # 5 as uint8
+        (b"\xcd\x00\xff", errors.NonMinimalIntegerError),  # 255 as uint16
+        (b"\xce\x00\x00\xff\xff", errors.NonMinimalIntegerError),  # 65535 as uint32
+        (b"\xcf" + struct.pack(">Q", 2**32 - 1), errors.NonMinimalIntegerError),
+        (b"\xd0\xff", errors.NonMinimalIntegerError),  # -1 as int8
+        (b"\xd0\x05", errors.NonMinimalIntegerError),  # positive as int8
+        (b"\xd1\xff\x80", errors.NonMinimalIntegerError),  # -128 as int16
+        (b"\xd9\x01a", errors.NonMinimalIntegerError),  # 1-char str in str8
+        (b"\xc5\x00\x01a", errors.NonMinimalIntegerError),  # 1-byte bin in bin16
+        (b"\xdc\x00\x01\x01", errors.NonMinimalIntegerError),  # 1-item array in array16
+        (b"\xca\x3f\x80\x00\x00", errors.FloatError),
+        (b"\xcb" + struct.pack(">d", 1.5), errors.FloatError),
+        (b"\xd4\x01\x00", errors.UnsupportedTypeError),  # fixext
+        (b"\xc1", errors.UnsupportedTypeError),  # never used
+        (b"\x81\x01\x02", errors.UnsupportedTypeError),  # int key
+        (b"\x01\x02", errors.TrailingBytesError),
+        (b"\x92\x01", errors.TruncatedError),
+        (b"\xa3ab", errors.TruncatedError),
+        (b"\xa2\xff\xfe", errors.EncodingError),  # invalid UTF-8
+        (b"\x82\xa1a\x01\xa1a\x02", errors.DuplicateKeyError),
+    ],
+)
+def test_non_canonical_rejected(raw: bytes, error: type[errors.LedgerError]) -> None:
+    with pytest.raises(error):
+        decode_cb(raw)
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**64 - 1))
+def test_integers_smallest_form(n: int) -> None:
+    encoded = cb(n)
+    assert len(encoded) == len(msgpack.packb(n))
+    assert decode_cb(encoded) == n
+
+
+def test_float_refused_by_encoder() -> None:
+    with pytest.raises(errors.FloatError):
+        cb({"a": 1.5})
+
+
+def test_str_sent_as_bin_refused_in_a_transaction(contract: dict[str, Any]) -> None:
+    envelope = decode_cb(bytes.fromhex(contract["transaction"]["envelope_cb"]))
+    envelope["tx"]["chain_id"] = envelope["tx"]["chain_id"].encode()
+    with pytest.raises(errors.WrongTypeError, match="expected str, got bin"):
+        Envelope.decode(cb(envelope))
+
+
+def test_bin_sent_as_str_refused_in_a_transaction(contract: dict[str, Any]) -> None:
+    envelope = decode_cb(bytes.fromhex(contract["transaction"]["envelope_cb"]))
+    envelope["sig"] = envelope["sig"].hex()
+    with pytest.raises(errors.WrongTypeError, match="expected bin, got str"):
+        Envelope.decode(cb(envelope))
+
+
+# --- JSON canonicalisation -------------------------------------------------
+
+json_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12
+)  # no lone surrogates: not valid Unicode text
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | json_text,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(json_text, children, max_size=5),
+    max_leaves=25,
+)
+
+
+@given(json_values)
+def test_jcs_agrees_with_reference(value: Any) -> None:
+    assert jcs(value) == jcs_reference(value)
+    assert parse_canonical_json(jcs(value)) == value
+
+
+def test_jcs_key_order_is_utf16() -> None:
+    # U+1F600 sorts before U+FB01 in UTF-16 units (D83D < FB01) but after it by code point.
+    value = {"\ufb01": 1, "\U0001f600": 2}
+    assert jcs(value) == jcs_reference(value)
+    assert jcs(value).index("\U0001f600".encode()) < jcs(value).index("\ufb01".encode())
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": 1.5}', '{"a": 1e3}', '{"a": 9007199254740993}', '{"a": NaN}', '{"a": 1, "a": 2}', "{", '"\\ud800"x'],
+)
+def test_document_json_rules(text: str) -> None:
+    with pytest.raises(errors.JsonError):
+        parse_json(text)
+
+
+def test_non_canonical_document_bytes_refused() -> None:
+    with pytest.raises(errors.JsonError):
+        parse_canonical_json(b'{"b":1, "a":2}')
+    with pytest.raises(errors.JsonError):
+        parse_canonical_json(b'{"b":1,"a":2}')
+    assert parse_canonical_json(b'{"a":2,"b":1}') == {"a": 2, "b": 1}
