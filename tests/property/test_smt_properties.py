@@ -1,0 +1,154 @@
+"""Properties of the state tree: the persisted tree equals the plain rule, proofs are sound."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.encoding import H
+from ledger.errors import StateProofError
+from ledger.smt import (
+    StateProof,
+    StateTree,
+    compute_root_naive,
+    verify_state_proof,
+)
+from ledger.store import MemoryStore, Overlay, WriteBatch
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def flip_bit(key: bytes, bit: int) -> bytes:
+    value = int.from_bytes(key, "big") ^ (1 << (255 - bit))
+    return value.to_bytes(32, "big")
+
+
+@st.composite
+def key_pool(draw: st.DrawFn) -> list[bytes]:
+    """Random keys plus neighbours that share a long prefix with one of them."""
+    base = draw(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=12, unique=True))
+    flips = draw(st.lists(st.tuples(st.integers(0, len(base) - 1), st.integers(0, 255)), max_size=10))
+    pool = list(base)
+    for index, bit in flips:
+        pool.append(flip_bit(pool[index], bit))
+    # Always a pair diverging only at the deepest bits, where chains are longest.
+    pool.append(flip_bit(base[0], 255))
+    pool.append(flip_bit(base[0], 250))
+    return list(dict.fromkeys(pool))
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[bytes], list[dict[bytes, bytes]]]:
+    pool = draw(key_pool())
+    batches = draw(
+        st.lists(
+            st.dictionaries(st.sampled_from(pool), st.binary(max_size=8), max_size=len(pool)),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    return pool, batches
+
+
+def all_proofs_check(tree: StateTree, pool: list[bytes], state: dict[bytes, bytes], root: bytes) -> None:
+    for key in pool:
+        proof = tree.prove(key)
+        if key in state:
+            verify_state_proof(key, state[key], proof, root)
+            with pytest.raises(StateProofError):
+                verify_state_proof(key, None, proof, root)
+        else:
+            verify_state_proof(key, None, proof, root)
+            with pytest.raises(StateProofError):
+                verify_state_proof(key, b"", proof, root)
+        assert StateProof.from_json(proof.to_json()) == proof
+
+
+@SETTINGS
+@given(histories())
+def test_persisted_tree_matches_naive_root_after_every_batch(history: tuple[list[bytes], list[dict[bytes, bytes]]]) -> None:
+    pool, batches = history
+    store = MemoryStore()
+    state: dict[bytes, bytes] = {}
+    for items in batches:
+        batch = WriteBatch()
+        root = StateTree(Overlay(store, batch)).update(batch, items)
+        store.write(batch)
+        state.update(items)
+        assert root == compute_root_naive(state)
+        tree = StateTree(store)
+        assert tree.root() == root
+        for key in pool:
+            assert tree.get(key) == state.get(key)
+        all_proofs_check(tree, pool, state, root)
+
+
+@SETTINGS
+@given(histories(), st.data())
+def test_tampered_proofs_are_rejected(history: tuple[list[bytes], list[dict[bytes, bytes]]], data: st.DataObject) -> None:
+    pool, batches = history
+    store = MemoryStore()
+    state: dict[bytes, bytes] = {}
+    for items in batches:
+        batch = WriteBatch()
+        StateTree(Overlay(store, batch)).update(batch, items)
+        store.write(batch)
+        state.update(items)
+    tree = StateTree(store)
+    root = tree.root()
+    key = data.draw(st.sampled_from(pool))
+    value = state.get(key)
+    proof = tree.prove(key)
+    verify_state_proof(key, value, proof, root)
+
+    tampered: list[StateProof] = []
+    siblings = list(proof.siblings)
+    if siblings:
+        index = data.draw(st.integers(0, len(siblings) - 1))
+        byte = data.draw(st.integers(0, 31))
+        changed = bytearray(siblings[index])
+        changed[byte] ^= 1 << data.draw(st.integers(0, 7))
+        tampered.append(StateProof(proof.leaf, tuple(siblings[:index] + [bytes(changed)] + siblings[index + 1:])))
+        tampered.append(StateProof(proof.leaf, tuple(siblings[:-1])))
+    tampered.append(StateProof(proof.leaf, (*siblings, H(b"extra"))))
+    tampered.append(StateProof(proof.leaf, (bytes(32), *siblings)))
+    other = data.draw(st.sampled_from(pool))
+    if other != key or proof.leaf is None:
+        tampered.append(StateProof((other, H(b"forged")), proof.siblings))
+    if proof.leaf is not None:
+        tampered.append(StateProof(None, proof.siblings))
+        tampered.append(StateProof((proof.leaf[0], H(proof.leaf[1])), proof.siblings))
+    for bad in tampered:
+        with pytest.raises(StateProofError):
+            verify_state_proof(key, value, bad, root)
+
+    with pytest.raises(StateProofError):
+        verify_state_proof(key, value, proof, H(root))
+    if value is not None:
+        with pytest.raises(StateProofError):
+            verify_state_proof(key, value + b"x", proof, root)
+        with pytest.raises(StateProofError):
+            verify_state_proof(key, None, proof, root)
+    else:
+        with pytest.raises(StateProofError):
+            verify_state_proof(key, b"x", proof, root)
+
+
+@SETTINGS
+@given(histories())
+def test_batch_split_does_not_change_root(history: tuple[list[bytes], list[dict[bytes, bytes]]]) -> None:
+    _, batches = history
+    final: dict[bytes, bytes] = {}
+    for items in batches:
+        final.update(items)
+    one = MemoryStore()
+    batch = WriteBatch()
+    root = StateTree(Overlay(one, batch)).update(batch, final)
+    assert root == compute_root_naive(final)
+    many = MemoryStore()
+    for key, value in final.items():
+        batch = WriteBatch()
+        StateTree(Overlay(many, batch)).update(batch, {key: value})
+        many.write(batch)
+    assert StateTree(many).root() == root
