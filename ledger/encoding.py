@@ -24,6 +24,7 @@ import struct
 from typing import Any
 
 import msgpack
+import orjson
 import rfc8785
 
 from ledger.errors import (
@@ -361,11 +362,12 @@ def _check_json_value(value: Any, depth: int = 0) -> None:
 
 
 def _dumps_sorted(value: Any) -> bytes:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    # orjson's compact, key-sorted output escapes exactly as RFC 8785 does (differential
+    # test against the rfc8785 package); only astral-vs-high-BMP key order differs.
     try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise JsonError("expected well-formed Unicode, got a lone surrogate") from exc
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise JsonError(f"expected well-formed JSON values, got {exc}") from exc
 
 
 def _jcs_of_checked(value: Any) -> bytes:
@@ -392,9 +394,26 @@ def jcs_reference(value: Any) -> bytes:
     return rfc8785.dumps(value)
 
 
+# In compact JSON a number follows a key's '":' or an array's '[' or ','. A float or a
+# 16+-digit integer there sends the bytes to the precise parser; a match inside a string
+# only costs the slower path, and a non-compact input fails the final comparison anyway.
+# ('":' rather than ':' keeps times such as "10:00:00.5Z" off the slow path.)
+_FLOAT_OR_LONG_NUMBER = re.compile(rb'(?:":|[\[,])-?\d+[.eE]|(?:":|[\[,])-?\d{16}')
+
+
 def parse_canonical_json(data: bytes) -> Any:
-    """Parse JSON that must already be in JCS form (document contents in a block)."""
-    value = parse_json(data, allow_duplicates=True)
+    """Parse JSON that must already be in JCS form (document contents in a block).
+
+    This is on the ledger's hot path: orjson parses, and a scan of the bytes decides
+    whether the slower, precise parser must look for floats or integers beyond 2^53
+    (which orjson would accept).
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise JsonError(f"expected JSON, got {exc}") from exc
+    if _FLOAT_OR_LONG_NUMBER.search(data):
+        value = parse_json(data, allow_duplicates=True)
     if _jcs_of_checked(value) != data:
         raise JsonError("expected the document in RFC 8785 canonical form, got other bytes")
     return value

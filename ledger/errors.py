@@ -81,9 +81,26 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     │   └── CommitTargetError            commit.target_mismatch
     ├── VoteError                        vote.invalid
     │   └── VoteSignatureError           vote.signature_invalid
-    └── StoreError                       store.error
-        ├── StoreCorruptError            store.corrupt
-        └── StoreLockedError             store.locked
+    ├── StoreError                       store.error
+    │   ├── StoreCorruptError            store.corrupt
+    │   └── StoreLockedError             store.locked
+    ├── RequestError                     request.invalid
+    │   ├── RequestMalformedError        request.malformed
+    │   ├── RequestTooLargeError         request.too_large
+    │   ├── NotFoundError                request.not_found
+    │   ├── MempoolFullError             mempool.full
+    │   └── NodeUnavailableError         node.unavailable
+    ├── AuthError                        auth.invalid
+    │   ├── AuthMissingError             auth.missing
+    │   ├── AuthSignatureError           auth.signature_invalid
+    │   ├── AuthStaleError               auth.stale
+    │   ├── AuthReplayError              auth.replayed
+    │   └── AuthNotMemberError           auth.not_member
+    └── PeerError                        peer.invalid
+        ├── PeerMalformedError           peer.malformed
+        ├── PeerUnknownSenderError       peer.unknown_sender
+        ├── PeerSignatureError           peer.signature_invalid
+        └── PeerUnavailableError         peer.unavailable
 
 Messages follow "expected X, got Y" where that reads naturally.
 """
@@ -536,6 +553,94 @@ class StoreCorruptError(StoreError):
 class StoreLockedError(StoreError):
     code = "store.locked"
     title = "Store is in use by another process"
+
+
+# --- requests, authentication, peers (the network layers) -------------------
+
+
+class RequestError(LedgerError):
+    code = "request.invalid"
+    title = "Invalid request"
+
+
+class RequestMalformedError(RequestError):
+    code = "request.malformed"
+    title = "Request body cannot be read"
+
+
+class RequestTooLargeError(RequestError):
+    code = "request.too_large"
+    title = "Request body too large"
+
+
+class NotFoundError(RequestError):
+    code = "request.not_found"
+    title = "Not found"
+
+
+class MempoolFullError(RequestError):
+    code = "mempool.full"
+    title = "Mempool is full; retry later"
+
+
+class NodeUnavailableError(RequestError):
+    code = "node.unavailable"
+    title = "Node cannot serve this now"
+
+
+class AuthError(LedgerError):
+    code = "auth.invalid"
+    title = "Request authentication failed"
+
+
+class AuthMissingError(AuthError):
+    code = "auth.missing"
+    title = "Request is not signed"
+
+
+class AuthSignatureError(AuthError):
+    code = "auth.signature_invalid"
+    title = "Request signature does not verify"
+
+
+class AuthStaleError(AuthError):
+    code = "auth.stale"
+    title = "Request timestamp outside the accepted window"
+
+
+class AuthReplayError(AuthError):
+    code = "auth.replayed"
+    title = "Request already seen"
+
+
+class AuthNotMemberError(AuthError):
+    code = "auth.not_member"
+    title = "Key is not an officer or auditor"
+
+
+class PeerError(LedgerError):
+    code = "peer.invalid"
+    title = "Invalid peer message"
+
+
+class PeerMalformedError(PeerError):
+    code = "peer.malformed"
+    title = "Peer message cannot be read"
+
+
+class PeerUnknownSenderError(PeerError):
+    code = "peer.unknown_sender"
+    title = "Peer message from a non-validator"
+
+
+class PeerSignatureError(PeerError):
+    code = "peer.signature_invalid"
+    title = "Peer message signature does not verify"
+
+
+class PeerUnavailableError(PeerError):
+    code = "peer.unavailable"
+    title = "Peer did not answer"
 
 
 def all_error_classes() -> list[type[LedgerError]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from ledger.encoding import (
     H,
@@ -48,6 +48,7 @@ KIND_OFFICER_REGISTER = "officer.register"
 KIND_OFFICER_REVOKE = "officer.revoke"
 
 _ZONE_ID = re.compile(r"^[A-Z]{2}-[A-Z0-9][A-Z0-9-]{0,30}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 
 
@@ -62,7 +63,7 @@ def split_doc_id(doc_id: str) -> tuple[str, str]:
         raise MalformedTransactionError(f"doc_id: expected \"<zone_id>/<number>\", got {doc_id!r}")
     if len(doc_id) > MAX_DOC_ID_CHARS:
         raise MalformedTransactionError(f"doc_id: expected at most {MAX_DOC_ID_CHARS} characters, got {len(doc_id)}")
-    if any(ord(ch) < 0x20 for ch in number):
+    if _CONTROL.search(number):
         raise MalformedTransactionError("doc_id: expected no control characters in the number")
     return zone_id, number
 
@@ -256,13 +257,15 @@ class OfficerRevoke:
         return cls(expect_str(m["zone_id"], "body.zone_id"), expect_bytes(m["officer_key"], "body.officer_key", 32))
 
 
-Body = Union[DocIssue, DocAmend, DocRevoke, OfficerRegister, OfficerRevoke]
+Body = DocIssue | DocAmend | DocRevoke | OfficerRegister | OfficerRevoke
 BODY_TYPES: dict[str, type[DocIssue] | type[DocAmend] | type[DocRevoke] | type[OfficerRegister] | type[OfficerRevoke]] = {
     cls.KIND: cls for cls in (DocIssue, DocAmend, DocRevoke, OfficerRegister, OfficerRevoke)
 }
 DOCUMENT_KINDS = frozenset({KIND_DOC_ISSUE, KIND_DOC_AMEND, KIND_DOC_REVOKE})
 KINDS_WITH_CONTENT = frozenset({KIND_DOC_ISSUE, KIND_DOC_AMEND})
 
+# map header (1) + "sig" (4) + bin8 header (2) + signature (64) + "tx" (3)
+_TX_OFFSET = 1 + 4 + 2 + 64 + 3
 _TX_FIELDS = frozenset({"chain_id", "kind", "signer", "nonce", "body"})
 _ENVELOPE_FIELDS = frozenset({"tx", "sig"})
 
@@ -313,13 +316,15 @@ class Envelope:
     """Ed25519 signature over ``TX_DOMAIN || cb(tx)``."""
     encoded: bytes = field(compare=False, repr=False)
     """``cb(envelope)``: the log leaf and the preimage of ``tx_hash``."""
+    signed: bytes = field(compare=False, repr=False)
+    """``TX_DOMAIN || cb(tx)``: what ``sig`` covers."""
     tx_hash: bytes = field(compare=False, repr=False)
     """``H(cb(envelope))``."""
 
     @classmethod
     def create(cls, tx: Transaction, sig: bytes) -> Envelope:
         encoded = cb({"tx": tx.to_wire(), "sig": sig})
-        return cls(tx, sig, encoded, H(encoded))
+        return cls(tx, sig, encoded=encoded, tx_hash=H(encoded), signed=tx.signing_bytes())
 
     def encode(self) -> bytes:
         return self.encoded
@@ -350,7 +355,10 @@ class Envelope:
             raise
         if nonce > MAX_NONCE:
             raise MalformedTransactionError(f"tx.nonce: expected a uint64, got {nonce}")
-        return cls(Transaction(chain_id, signer, nonce, body), sig, data, H(data))
+        # The envelope is canonical with keys "sig" < "tx", so cb(tx) is exactly the
+        # bytes after the "tx" key: no need to encode the transaction again.
+        tx = Transaction(chain_id, signer, nonce, body)
+        return cls(tx, sig, encoded=data, tx_hash=H(data), signed=TX_DOMAIN + data[_TX_OFFSET:])
 
 
 def validate_chain_id(envelope: Envelope, chain_id: str) -> None:
@@ -360,6 +368,4 @@ def validate_chain_id(envelope: Envelope, chain_id: str) -> None:
 
 def validate_signature(envelope: Envelope) -> None:
     """The envelope's signature is by ``tx.signer`` over the tx domain and ``tx``."""
-    verify_bytes(
-        envelope.tx.signer, envelope.tx.signing_bytes(), envelope.sig, SignatureInvalidError, "tx signature"
-    )
+    verify_bytes(envelope.tx.signer, envelope.signed, envelope.sig, SignatureInvalidError, "tx signature")

@@ -140,3 +140,17 @@ def test_non_canonical_document_bytes_refused() -> None:
     with pytest.raises(errors.JsonError):
         parse_canonical_json(b'{"b":1,"a":2}')
     assert parse_canonical_json(b'{"a":2,"b":1}') == {"a": 2, "b": 1}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"a":1.5}', b'{"a":[1,2.0]}', b'{"a":[1e5]}', b'{"a":-0.5}', b'{"a":9007199254740993}', b'[12345678901234567]'],
+)
+def test_floats_and_long_integers_refused_in_canonical_documents(raw: bytes) -> None:
+    with pytest.raises(errors.JsonError):
+        parse_canonical_json(raw)
+
+
+def test_times_and_safe_integers_accepted_in_canonical_documents() -> None:
+    raw = b'{"n":9007199254740991,"t":"2026-11-26T10:00:00.500Z","x":"1,5.3"}'
+    assert parse_canonical_json(raw)["n"] == 2**53 - 1

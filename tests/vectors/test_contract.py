@@ -136,3 +136,13 @@ def test_state_values(contract: dict[str, Any]) -> None:
         v = entry["value"]
         value = compute_state_value(bytes.fromhex(v["doc_hash"]), v["status"], v["version"], v["log_index"])
         assert value.hex() == entry["value_cb"]
+
+
+def test_state_value_fast_path_equals_cb() -> None:
+    from ledger.chain import compute_state_value
+    from ledger.encoding import cb as canonical
+
+    for status in ("active", "revoked"):
+        for version, index in ((1, 0), (2, 300), (70000, 2**40)):
+            fast = compute_state_value(bytes(range(32)), status, version, index)
+            assert fast == canonical({"doc_hash": bytes(range(32)), "status": status, "version": version, "log_index": index})

@@ -1,0 +1,346 @@
+"""The persisted ledger: where every record lives and how it is read back.
+
+One store holds one chain. Everything a block changes — the block, its certificate,
+transaction locations, document records, log nodes, tree nodes and the head pointer —
+is written in a single atomic batch (see :mod:`ledger.transition`), so a store reopened
+after a crash at any instant stands on the last whole block.
+
+Key layout (all keys are bytes; ``h8`` is a big-endian uint64, ``\\0`` separates text):
+
+    m/genesis                 genesis_hash
+    m/head                    cb({"height", "block_hash"})        written last in each block batch
+    b/<h8>                    block bytes
+    h/<h8>                    header bytes
+    c/<h8>                    canonical commit certificate of height h
+    t/<tx_hash>               cb({"height", "index", "log_index"})
+    d/<doc_id>                cb(DocRecord)                       current state of a document
+    v/<doc_id>\\0<seq4>        cb(HistoryEntry)                    every transaction of a document
+    x/<doc_hash>              the document's JCS bytes
+    k/<doc_hash>              cb({"doc_id", "version"})            lookup by content hash
+    a/<sha256>                cb({"doc_id", "version", "name", "media_type", "size"})
+    n/<number>\\0<doc_id>      empty                               lookup by the document's own number
+    o/<zone_id>\\0<key>        b"active" | b"revoked"              officer registry
+    L/...                     document log nodes (ledger.merkle)
+    S/...                     state tree nodes (ledger.smt)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from ledger.blocks import Block, CommitCertificate, Header
+from ledger.encoding import ZERO_HASH, pack_uint64
+from ledger.errors import GenesisError, StoreCorruptError
+from ledger.genesis import Genesis
+from ledger.merkle import MerkleLog
+from ledger.smt import StateTree
+from ledger.store import KVReader, KVStore, WriteBatch
+
+LOG_PREFIX = b"L/"
+STATE_PREFIX = b"S/"
+KEY_GENESIS = b"m/genesis"
+KEY_HEAD = b"m/head"
+
+OFFICER_ACTIVE = b"active"
+OFFICER_REVOKED = b"revoked"
+STATUS_ACTIVE = "active"
+STATUS_REVOKED = "revoked"
+
+
+def key_block(height: int) -> bytes:
+    return b"b/" + pack_uint64(height)
+
+
+def key_header(height: int) -> bytes:
+    return b"h/" + pack_uint64(height)
+
+
+def key_commit(height: int) -> bytes:
+    return b"c/" + pack_uint64(height)
+
+
+def key_tx(tx_hash: bytes) -> bytes:
+    return b"t/" + tx_hash
+
+
+def key_doc(doc_id: str) -> bytes:
+    return b"d/" + doc_id.encode("utf-8")
+
+
+def key_history(doc_id: str, seq: int) -> bytes:
+    return b"v/" + doc_id.encode("utf-8") + b"\x00" + seq.to_bytes(4, "big")
+
+
+def key_history_prefix(doc_id: str) -> bytes:
+    return b"v/" + doc_id.encode("utf-8") + b"\x00"
+
+
+def key_content(doc_hash: bytes) -> bytes:
+    return b"x/" + doc_hash
+
+
+def key_by_hash(doc_hash: bytes) -> bytes:
+    return b"k/" + doc_hash
+
+
+def key_attachment(sha256: bytes) -> bytes:
+    return b"a/" + sha256
+
+
+def key_number(number: str, doc_id: str) -> bytes:
+    return b"n/" + number.encode("utf-8") + b"\x00" + doc_id.encode("utf-8")
+
+
+def key_number_prefix(number: str) -> bytes:
+    return b"n/" + number.encode("utf-8") + b"\x00"
+
+
+def key_officer(zone_id: str, officer_key: bytes) -> bytes:
+    return b"o/" + zone_id.encode("utf-8") + b"\x00" + officer_key
+
+
+@dataclass(frozen=True, slots=True)
+class DocRecord:
+    """The current state of one document."""
+
+    doc_id: str
+    """``"<zone_id>/<number>"``."""
+    doc_type: str
+    """Fixed at issue."""
+    status: str
+    """``active`` or ``revoked``."""
+    version: int
+    """1 at issue, +1 per amendment."""
+    doc_hash: bytes
+    """Current version's hash."""
+    log_index: int
+    """Log leaf of the current version's transaction."""
+    history_len: int
+    """Transactions recorded for this document (issue, amendments, revocation)."""
+    revoke_reason: str | None = None
+    """Why it was revoked, when it was."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "doc_type": self.doc_type,
+            "status": self.status,
+            "version": self.version,
+            "doc_hash": self.doc_hash,
+            "log_index": self.log_index,
+            "history_len": self.history_len,
+            "revoke_reason": self.revoke_reason,
+        }
+
+    @classmethod
+    def from_wire(cls, m: dict[str, Any]) -> DocRecord:
+        return cls(**m)
+
+    def state_value(self) -> bytes:
+        """The state-tree value (DESIGN §6)."""
+        return compute_state_value(self.doc_hash, self.status, self.version, self.log_index)
+
+
+def compute_state_value(doc_hash: bytes, status: str, version: int, log_index: int) -> bytes:
+    """``cb({"doc_hash", "status", "version", "log_index"})``; keys are written already sorted,
+    so the C packer alone yields the canonical bytes (a test pins this to ``cb``)."""
+    return _pack({"doc_hash": doc_hash, "log_index": log_index, "status": status, "version": version})
+
+
+def _pack(record: dict[str, Any]) -> bytes:
+    packed: bytes = msgpack.packb(record, use_bin_type=True)
+    return packed
+
+
+def pack_record(record: dict[str, Any]) -> bytes:
+    """Internal storage records: plain MessagePack (not part of any hash)."""
+    return _pack(record)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One transaction in a document's life."""
+
+    kind: str
+    """``doc.issue``, ``doc.amend`` or ``doc.revoke``."""
+    tx_hash: bytes
+    """The transaction."""
+    log_index: int
+    """Its log leaf."""
+    height: int
+    """Block that committed it."""
+    doc_hash: bytes
+    """The version it issued, introduced or revoked."""
+    version: int
+    """Version number after it."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "tx_hash": self.tx_hash,
+            "log_index": self.log_index,
+            "height": self.height,
+            "doc_hash": self.doc_hash,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_wire(cls, m: dict[str, Any]) -> HistoryEntry:
+        return cls(**m)
+
+
+@dataclass(frozen=True, slots=True)
+class TxLocation:
+    """Where a committed transaction sits."""
+
+    height: int
+    """Block height."""
+    index: int
+    """Position in the block."""
+    log_index: int
+    """Leaf in the document log."""
+
+
+def _decode_record(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = msgpack.unpackb(data, raw=False)
+    except Exception as exc:
+        raise StoreCorruptError(f"{what}: stored record does not decode: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StoreCorruptError(f"{what}: expected a map record")
+    return value
+
+
+class LedgerView:
+    """Reads of committed (or, over an Overlay, pending) ledger records."""
+
+    def __init__(self, reader: KVReader, genesis: Genesis) -> None:
+        self.reader = reader
+        self.genesis = genesis
+
+    def get_doc(self, doc_id: str) -> DocRecord | None:
+        raw = self.reader.get(key_doc(doc_id))
+        return None if raw is None else DocRecord.from_wire(_decode_record(raw, f"document {doc_id}"))
+
+    def get_history(self, doc_id: str, length: int) -> list[HistoryEntry]:
+        out = []
+        for seq in range(length):
+            raw = self.reader.get(key_history(doc_id, seq))
+            if raw is None:
+                raise StoreCorruptError(f"document {doc_id}: history entry {seq} missing")
+            out.append(HistoryEntry.from_wire(_decode_record(raw, f"history of {doc_id}")))
+        return out
+
+    def get_tx_location(self, tx_hash: bytes) -> TxLocation | None:
+        raw = self.reader.get(key_tx(tx_hash))
+        return None if raw is None else TxLocation(**_decode_record(raw, "tx location"))
+
+    def get_content(self, doc_hash: bytes) -> bytes | None:
+        return self.reader.get(key_content(doc_hash))
+
+    def get_doc_by_hash(self, doc_hash: bytes) -> tuple[str, int] | None:
+        raw = self.reader.get(key_by_hash(doc_hash))
+        if raw is None:
+            return None
+        m = _decode_record(raw, "hash index")
+        return m["doc_id"], m["version"]
+
+    def get_attachment(self, sha256: bytes) -> dict[str, Any] | None:
+        raw = self.reader.get(key_attachment(sha256))
+        return None if raw is None else _decode_record(raw, "attachment index")
+
+    def get_officer_status(self, zone_id: str, officer_key: bytes) -> bytes | None:
+        return self.reader.get(key_officer(zone_id, officer_key))
+
+
+class Chain(LedgerView):
+    """The committed chain in a store, with its head cached."""
+
+    def __init__(self, store: KVStore, genesis: Genesis) -> None:
+        super().__init__(store, genesis)
+        self.store = store
+        self._initialise()
+        self.height = 0
+        self.head_hash = genesis.genesis_hash
+        self.head_header: Header | None = None
+        self._load_head()
+
+    def _initialise(self) -> None:
+        stored = self.store.get(KEY_GENESIS)
+        if stored is not None:
+            if stored != self.genesis.genesis_hash:
+                raise GenesisError(
+                    f"expected a store of genesis {self.genesis.genesis_hash.hex()}, got one of {stored.hex()}"
+                )
+            return
+        batch = WriteBatch()
+        for zone in self.genesis.zones:
+            for officer in zone.officers:
+                batch.put(key_officer(zone.zone_id, officer), OFFICER_ACTIVE)
+        batch.put(KEY_GENESIS, self.genesis.genesis_hash)
+        self.store.write(batch)
+
+    def _load_head(self) -> None:
+        raw = self.store.get(KEY_HEAD)
+        if raw is None:
+            return
+        head = _decode_record(raw, "head")
+        self.height = head["height"]
+        self.head_hash = head["block_hash"]
+        self.head_header = self.get_header(self.height)
+        if self.head_header is None or self.head_header.block_hash != self.head_hash:
+            raise StoreCorruptError(f"head names height {self.height} but its header is missing or differs")
+
+    def reload(self) -> None:
+        self.height = 0
+        self.head_hash = self.genesis.genesis_hash
+        self.head_header = None
+        self._load_head()
+
+    @property
+    def time_ms(self) -> int:
+        return self.genesis.genesis_time_ms if self.head_header is None else self.head_header.time_ms
+
+    @property
+    def validators(self) -> tuple[bytes, ...]:
+        return self.genesis.validators
+
+    def log(self, reader: KVReader | None = None) -> MerkleLog:
+        return MerkleLog(reader or self.store, prefix=LOG_PREFIX)
+
+    def state_tree(self, reader: KVReader | None = None) -> StateTree:
+        return StateTree(reader or self.store, prefix=STATE_PREFIX)
+
+    def get_header(self, height: int) -> Header | None:
+        raw = self.store.get(key_header(height))
+        return None if raw is None else Header.decode(raw)
+
+    def get_block(self, height: int) -> Block | None:
+        raw = self.store.get(key_block(height))
+        return None if raw is None else Block.decode(raw)
+
+    def get_block_bytes(self, height: int) -> bytes | None:
+        return self.store.get(key_block(height))
+
+    def get_commit(self, height: int) -> CommitCertificate | None:
+        raw = self.store.get(key_commit(height))
+        return None if raw is None else CommitCertificate.decode(raw)
+
+    def last_commit_hash(self) -> bytes:
+        commit = self.get_commit(self.height) if self.height else None
+        return ZERO_HASH if commit is None else commit.commit_hash
+
+    def documents_by_number(self, number: str) -> list[str]:
+        prefix = key_number_prefix(number)
+        return [key[len(prefix):].decode("utf-8") for key, _ in self.store.iterate(prefix)]
+
+
+def encode_head(height: int, block_hash: bytes) -> bytes:
+    return pack_record({"height": height, "block_hash": block_hash})
+
+
+def encode_location(loc: TxLocation) -> bytes:
+    return pack_record({"height": loc.height, "index": loc.index, "log_index": loc.log_index})

@@ -1,0 +1,185 @@
+"""Deterministic alliances for tests, benchmarks and examples.
+
+Keys come from labels (seed = SHA-256 of the label, as in the contract's vectors), so a
+chain built here is the same on every machine. Nothing here is used by a running
+validator to decide anything; it only *builds* inputs that the real rules then check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.blocks import PRECOMMIT, Block, CommitCertificate, Vote, build_commit
+from ledger.chain import Chain
+from ledger.encoding import compute_doc_hash, jcs
+from ledger.genesis import Genesis
+from ledger.keys import SigningKey
+from ledger.store import KVStore, MemoryStore
+from ledger.transactions import (
+    Attachment,
+    DocAmend,
+    DocIssue,
+    DocRevoke,
+    Envelope,
+    OfficerRegister,
+    OfficerRevoke,
+    Transaction,
+)
+from ledger.transition import ExecutedBlock, build_block, commit_block
+
+ALLIANCE_ZONES: tuple[tuple[str, str, str], ...] = (
+    ("EG-TEDA", "China-Egypt TEDA Suez Economic and Trade Cooperation Zone", "EG"),
+    ("BY-GREATSTONE", "China-Belarus Industrial Park Great Stone", "BY"),
+    ("DJ-DIFTZ", "Djibouti International Free Trade Zone", "DJ"),
+    ("LK-HAMBANTOTA", "Hambantota Port Industrial Zone", "LK"),
+    ("CN-QIANHAI", "Shenzhen Qianhai Free Trade Zone", "CN"),
+    ("AE-JAFZA", "Jebel Ali Free Zone", "AE"),
+    ("PA-COLON", "Colon Free Trade Zone", "PA"),
+    ("KE-NAIVASHA", "Naivasha Special Economic Zone", "KE"),
+)
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "scripts" / "examples"
+
+
+def zone_ids(count: int) -> list[str]:
+    """``count`` zone ids: the real members first, then numbered extras."""
+    ids = [z[0] for z in ALLIANCE_ZONES[:count]]
+    ids += [f"XX-ZONE{i:02d}" for i in range(len(ids), count)]
+    return ids
+
+
+@dataclass
+class Alliance:
+    """A genesis with every key that stands behind it."""
+
+    genesis: Genesis
+    validator_keys: list[SigningKey]
+    admin_keys: dict[str, SigningKey]
+    officer_keys: dict[str, SigningKey]
+    auditor_keys: list[SigningKey] = field(default_factory=list)
+    nonce: int = 1_700_000_000_000
+
+    def next_nonce(self) -> int:
+        self.nonce += 1
+        return self.nonce
+
+    def chain(self, store: KVStore | None = None) -> Chain:
+        return Chain(store if store is not None else MemoryStore(), self.genesis)
+
+    # --- transactions -------------------------------------------------------
+
+    def sign(self, key: SigningKey, body: Any, *, chain_id: str | None = None, nonce: int | None = None) -> Envelope:
+        tx = Transaction(chain_id or self.genesis.chain_id, key.public, nonce or self.next_nonce(), body)
+        return tx.sign(key)
+
+    def issue(
+        self, zone_id: str, doc_type: str, document: dict[str, Any], number: str, *,
+        key: SigningKey | None = None, attachments: tuple[Attachment, ...] = (),
+    ) -> tuple[Envelope, bytes]:
+        content = jcs(document)
+        body = DocIssue(doc_type, f"{zone_id}/{number}", compute_doc_hash(document), attachments)
+        return self.sign(key or self.officer_keys[zone_id], body), content
+
+    def amend(
+        self, zone_id: str, doc_id: str, document: dict[str, Any], supersedes: bytes, reason: str, *,
+        key: SigningKey | None = None, attachments: tuple[Attachment, ...] = (),
+    ) -> tuple[Envelope, bytes]:
+        content = jcs(document)
+        body = DocAmend(doc_id, compute_doc_hash(document), supersedes, reason, attachments)
+        return self.sign(key or self.officer_keys[zone_id], body), content
+
+    def revoke(self, zone_id: str, doc_id: str, doc_hash: bytes, reason: str, *, key: SigningKey | None = None) -> Envelope:
+        return self.sign(key or self.officer_keys[zone_id], DocRevoke(doc_id, doc_hash, reason))
+
+    def register_officer(self, zone_id: str, officer: bytes) -> Envelope:
+        return self.sign(self.admin_keys[zone_id], OfficerRegister(zone_id, officer))
+
+    def revoke_officer(self, zone_id: str, officer: bytes) -> Envelope:
+        return self.sign(self.admin_keys[zone_id], OfficerRevoke(zone_id, officer))
+
+    # --- blocks -------------------------------------------------------------
+
+    def certify(self, header_hash: bytes, height: int, round_: int, signers: list[int] | None = None) -> CommitCertificate:
+        """A commit certificate signed by ``signers`` (default: every validator)."""
+        chosen = range(len(self.validator_keys)) if signers is None else signers
+        votes = [
+            Vote(self.genesis.chain_id, PRECOMMIT, height, round_, header_hash, i).sign(self.validator_keys[i])
+            for i in chosen
+        ]
+        return build_commit(votes)
+
+    def propose(
+        self, chain: Chain, entries: Sequence[tuple[Envelope, bytes | None]], *, round_: int = 0,
+        time_ms: int | None = None,
+    ) -> ExecutedBlock:
+        """Build the next block from ``entries`` (all must be valid) without committing it."""
+        last_commit = chain.get_commit(chain.height) if chain.height else None
+        when = time_ms if time_ms is not None else chain.time_ms + 1000
+        executed, rejected = build_block(
+            chain, [(e.encode(), c) for e, c in entries], round_=round_, time_ms=when, last_commit=last_commit
+        )
+        if rejected:
+            raise rejected[0].error
+        return executed
+
+    def commit_next(self, chain: Chain, entries: Sequence[tuple[Envelope, bytes | None]], **kwargs: Any) -> Block:
+        """Build, certify and commit the next block."""
+        executed = self.propose(chain, entries, **kwargs)
+        block = executed.block
+        commit_block(chain, executed, self.certify(block.block_hash, block.height, block.header.round))
+        return block
+
+
+def make_alliance(
+    zones: int = 4, *, chain_id: str = "sez-alliance-test", officers_per_zone: int = 1, auditors: int = 1,
+    label: str = "zoneledger test", consensus: dict[str, int] | None = None,
+) -> Alliance:
+    """A deterministic alliance of ``zones`` members and its genesis."""
+    validator_keys: list[SigningKey] = []
+    admin_keys: dict[str, SigningKey] = {}
+    officer_keys: dict[str, SigningKey] = {}
+    zone_entries = []
+    names = {z[0]: (z[1], z[2]) for z in ALLIANCE_ZONES}
+    for zone_id in zone_ids(zones):
+        validator = SigningKey.from_label(f"{label} validator {zone_id}")
+        admin = SigningKey.from_label(f"{label} admin {zone_id}")
+        officers = [SigningKey.from_label(f"{label} officer {zone_id} {i}") for i in range(officers_per_zone)]
+        validator_keys.append(validator)
+        admin_keys[zone_id] = admin
+        if officers:
+            officer_keys[zone_id] = officers[0]
+        name, country = names.get(zone_id, (zone_id, "SG"))
+        zone_entries.append({
+            "zone_id": zone_id, "name": name, "country": country,
+            "admin_key": admin.public.hex(), "validator_key": validator.public.hex(),
+            "officers": [o.public.hex() for o in officers],
+        })
+    auditor_keys = [SigningKey.from_label(f"{label} auditor {i}") for i in range(auditors)]
+    genesis_json = {
+        "chain_id": chain_id,
+        "genesis_time": "2026-11-26T00:00:00Z",
+        "zones": zone_entries,
+        "auditors": [a.public.hex() for a in auditor_keys],
+        "consensus": consensus or {"timeout_propose_ms": 1000, "timeout_delta_ms": 500, "max_block_txs": 5000},
+    }
+    return Alliance(Genesis.from_json(genesis_json), validator_keys, admin_keys, officer_keys, auditor_keys)
+
+
+def load_example(name: str) -> dict[str, Any]:
+    """One of the example documents shipped in ``scripts/examples``."""
+    value: dict[str, Any] = json.loads((EXAMPLES_DIR / name).read_text(encoding="utf-8"))
+    return value
+
+
+NUMBER_FIELDS = {"certificate_of_origin": "iD", "customs_declaration": "declarationId"}
+
+
+def with_number(document: dict[str, Any], doc_type: str, number: str) -> dict[str, Any]:
+    """A copy of a certificate or declaration renumbered."""
+    copy: dict[str, Any] = json.loads(json.dumps(document))
+    copy[NUMBER_FIELDS[doc_type]] = number
+    return copy

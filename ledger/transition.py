@@ -1,0 +1,574 @@
+"""The state transition: how a block changes the ledger, rule by rule.
+
+``apply_block`` reads as the order of checks on a whiteboard:
+
+1. the header: chain, height, link, proposer, validator set, time, count, last commit;
+2. each transaction: encoding, chain id, replay, signature, authorization, the kind's
+   rules, and the document content (hash, canonical JSON, schema, number);
+3. execute: append each transaction to the document log, update document records;
+4. recompute ``log_size``, ``log_root`` and ``state_root`` and compare with the header;
+5. check the block's own commit certificate, then write everything in one atomic batch.
+
+Nothing is written until every check has passed, so an invalid block changes nothing.
+Within a block every rule sees the effect of the transactions before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ledger.blocks import (
+    Block,
+    CommitCertificate,
+    Header,
+    compute_last_commit_hash,
+    compute_proposer,
+    validate_commit,
+)
+from ledger.chain import (
+    KEY_HEAD,
+    OFFICER_ACTIVE,
+    OFFICER_REVOKED,
+    STATUS_ACTIVE,
+    STATUS_REVOKED,
+    Chain,
+    DocRecord,
+    HistoryEntry,
+    LedgerView,
+    TxLocation,
+    encode_head,
+    encode_location,
+    key_attachment,
+    key_block,
+    key_by_hash,
+    key_commit,
+    key_content,
+    key_doc,
+    key_header,
+    key_history,
+    key_number,
+    key_officer,
+    key_tx,
+    pack_record,
+)
+from ledger.documents import DOC_TYPES, document_number, validate_document
+from ledger.encoding import H, parse_canonical_json
+from ledger.errors import (
+    AttachmentError,
+    BlockChainIdError,
+    BlockTimeError,
+    DocIdMismatchError,
+    DocumentExistsError,
+    DocumentHashMismatchError,
+    DocumentJsonError,
+    DocumentMissingError,
+    DocumentNotFoundError,
+    DocumentRevokedError,
+    DocumentTooLargeError,
+    DuplicateInBlockError,
+    JsonError,
+    LastCommitMismatchError,
+    LedgerError,
+    LogRootMismatchError,
+    LogSizeMismatchError,
+    MalformedTransactionError,
+    NotOfficerOfZoneError,
+    NotZoneAdminError,
+    OfficerAlreadyActiveError,
+    OfficerNotActiveError,
+    OfficerRevokedError,
+    ReplayedTransactionError,
+    StaleRevocationHashError,
+    StaleSupersedesError,
+    StateRootMismatchError,
+    TxCountMismatchError,
+    UnknownDocTypeError,
+    UnknownZoneError,
+    ValidatorsHashMismatchError,
+    WrongHeightError,
+    WrongPrevHashError,
+    WrongProposerError,
+)
+from ledger.merkle import MerkleLog
+from ledger.store import Overlay, WriteBatch
+from ledger.transactions import (
+    Attachment,
+    DocAmend,
+    DocIssue,
+    DocRevoke,
+    Envelope,
+    OfficerRegister,
+    OfficerRevoke,
+    split_doc_id,
+    validate_chain_id,
+    validate_signature,
+)
+
+MAX_DOCUMENT_BYTES = 512 * 1024
+
+
+@dataclass
+class BlockContext:
+    """Everything one block's execution reads and writes; discarded if the block fails."""
+
+    chain: Chain
+    height: int
+    batch: WriteBatch = field(default_factory=WriteBatch)
+    verified: frozenset[bytes] = frozenset()
+    seen_tx: set[bytes] = field(default_factory=set)
+    changed_docs: dict[str, DocRecord] = field(default_factory=dict)
+    locations: list[TxLocation] = field(default_factory=list)
+    view: LedgerView = field(init=False)
+    log: MerkleLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        overlay = Overlay(self.chain.store, self.batch)
+        self.view = LedgerView(overlay, self.chain.genesis)
+        self.log = self.chain.log(overlay)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutedBlock:
+    """A block that passed every check, with the batch that would commit it."""
+
+    block: Block
+    """The block executed."""
+    batch: WriteBatch
+    """Every record it writes, not yet written."""
+    log_size: int
+    """Log size after the block."""
+    log_root: bytes
+    """Log root after the block."""
+    state_root: bytes
+    """State root after the block."""
+    tx_hashes: tuple[bytes, ...]
+    """Its transactions, in order."""
+
+
+# --- header rules ----------------------------------------------------------
+
+
+def validate_header(chain: Chain, header: Header, tx_count: int, last_commit: CommitCertificate | None) -> None:
+    """The header's own fields and its link to the chain, before any transaction runs."""
+    genesis = chain.genesis
+    if header.chain_id != genesis.chain_id:
+        raise BlockChainIdError(f"header.chain_id: expected {genesis.chain_id!r}, got {header.chain_id!r}")
+    if header.height != chain.height + 1:
+        raise WrongHeightError(f"header.height: expected {chain.height + 1}, got {header.height}")
+    if header.prev_hash != chain.head_hash:
+        raise WrongPrevHashError(f"header.prev_hash: expected {chain.head_hash.hex()}, got {header.prev_hash.hex()}")
+    n = len(chain.validators)
+    expected_proposer = compute_proposer(header.height, header.round, n)
+    if header.proposer != expected_proposer:
+        raise WrongProposerError(
+            f"header.proposer: expected validator {expected_proposer} for round {header.round}, got {header.proposer}"
+        )
+    validators_hash = genesis.validators_hash
+    if header.validators_hash != validators_hash:
+        raise ValidatorsHashMismatchError(
+            f"header.validators_hash: expected {validators_hash.hex()}, got {header.validators_hash.hex()}"
+        )
+    if header.next_validators_hash != validators_hash:
+        raise ValidatorsHashMismatchError(
+            f"header.next_validators_hash: expected {validators_hash.hex()}, got {header.next_validators_hash.hex()}"
+        )
+    validate_block_time_order(chain, header)
+    if header.tx_count != tx_count:
+        raise TxCountMismatchError(f"header.tx_count: expected {tx_count}, got {header.tx_count}")
+    validate_last_commit(chain, header, last_commit)
+
+
+def validate_block_time_order(chain: Chain, header: Header) -> None:
+    """Block time strictly increases from height 2 on (height 1 has no predecessor)."""
+    if chain.head_header is not None and header.time_ms <= chain.head_header.time_ms:
+        raise BlockTimeError(
+            f"header.time_ms: expected after the previous block's {chain.head_header.time_ms}, got {header.time_ms}"
+        )
+
+
+def validate_block_time_bound(header: Header, now_ms: int, max_skew_ms: int) -> None:
+    """A validator's own check that the proposer's clock is not too far ahead (not deterministic)."""
+    if header.time_ms > now_ms + max_skew_ms:
+        raise BlockTimeError(
+            f"header.time_ms: expected at most {max_skew_ms} ms ahead of {now_ms}, got {header.time_ms}"
+        )
+
+
+def validate_last_commit(chain: Chain, header: Header, last_commit: CommitCertificate | None) -> None:
+    """Block h carries the certificate of block h-1, bound by ``last_commit_hash``."""
+    if header.height == 1:
+        if last_commit is not None:
+            raise LastCommitMismatchError("last_commit: expected none at height 1, got a certificate")
+    else:
+        if last_commit is None:
+            raise LastCommitMismatchError(f"last_commit: expected the certificate of height {header.height - 1}")
+        try:
+            validate_commit(
+                last_commit,
+                chain_id=chain.genesis.chain_id,
+                validators=chain.validators,
+                height=header.height - 1,
+                block_hash=header.prev_hash,
+            )
+        except LedgerError as exc:
+            raise LastCommitMismatchError(f"last_commit: {exc}") from exc
+    expected = compute_last_commit_hash(last_commit)
+    if header.last_commit_hash != expected:
+        raise LastCommitMismatchError(
+            f"header.last_commit_hash: expected {expected.hex()}, got {header.last_commit_hash.hex()}"
+        )
+
+
+# --- transaction rules -----------------------------------------------------
+
+
+def validate_not_replayed(ctx: BlockContext, envelope: Envelope) -> None:
+    if envelope.tx_hash in ctx.seen_tx:
+        raise DuplicateInBlockError(f"transaction {envelope.tx_hash.hex()} appears twice in the block")
+    location = ctx.view.get_tx_location(envelope.tx_hash)
+    if location is not None:
+        raise ReplayedTransactionError(
+            f"transaction {envelope.tx_hash.hex()} was committed at height {location.height}"
+        )
+
+
+def validate_officer_of_zone(ctx: BlockContext, signer: bytes, zone_id: str) -> None:
+    """The signer is an active officer of ``zone_id``."""
+    if ctx.chain.genesis.zone(zone_id) is None:
+        raise UnknownZoneError(f"expected a member zone, got {zone_id!r}")
+    status = ctx.view.get_officer_status(zone_id, signer)
+    if status == OFFICER_ACTIVE:
+        return
+    if status == OFFICER_REVOKED:
+        raise OfficerRevokedError(f"officer {signer.hex()} of {zone_id} was revoked")
+    raise NotOfficerOfZoneError(f"expected an officer of {zone_id}, got key {signer.hex()}")
+
+
+def validate_zone_admin(ctx: BlockContext, signer: bytes, zone_id: str) -> None:
+    zone = ctx.chain.genesis.zone(zone_id)
+    if zone is None:
+        raise UnknownZoneError(f"expected a member zone, got {zone_id!r}")
+    if signer != zone.admin_key:
+        raise NotZoneAdminError(f"expected the admin key of {zone_id}, got {signer.hex()}")
+
+
+def validate_content(doc_type: str, doc_id: str, doc_hash: bytes, content: bytes | None) -> None:
+    """The document travelling beside the transaction is the one it names, and well-formed."""
+    if content is None:
+        raise DocumentMissingError(f"expected the content of {doc_id} beside its transaction")
+    if len(content) > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLargeError(f"expected at most {MAX_DOCUMENT_BYTES} bytes, got {len(content)}")
+    actual = H(content)
+    if actual != doc_hash:
+        raise DocumentHashMismatchError(f"doc_hash: expected {doc_hash.hex()}, content hashes to {actual.hex()}")
+    try:
+        document = parse_canonical_json(content)
+    except JsonError as exc:
+        raise DocumentJsonError(str(exc)) from exc
+    validate_document(doc_type, document)
+    _, number = split_doc_id(doc_id)
+    own_number = document_number(doc_type, document)
+    if own_number != number:
+        raise DocIdMismatchError(f"doc_id: expected \"<zone>/{own_number}\" (the document's number), got {doc_id!r}")
+
+
+def validate_new_content_hash(ctx: BlockContext, doc_hash: bytes) -> None:
+    existing = ctx.view.get_doc_by_hash(doc_hash)
+    if existing is not None:
+        raise DocumentExistsError(
+            f"content {doc_hash.hex()} is already registered as {existing[0]} version {existing[1]}"
+        )
+
+
+def validate_attachments(ctx: BlockContext, doc_id: str, attachments: tuple[Attachment, ...]) -> None:
+    for attachment in attachments:
+        owner = ctx.view.get_attachment(attachment.sha256)
+        if owner is not None and owner["doc_id"] != doc_id:
+            raise AttachmentError(
+                f"attachment {attachment.name!r}: file {attachment.sha256.hex()} is already registered to {owner['doc_id']}"
+            )
+
+
+def get_active_document(ctx: BlockContext, doc_id: str) -> DocRecord:
+    record = ctx.view.get_doc(doc_id)
+    if record is None:
+        raise DocumentNotFoundError(f"expected an issued document, got unknown {doc_id!r}")
+    if record.status == STATUS_REVOKED:
+        raise DocumentRevokedError(f"{doc_id} was revoked")
+    return record
+
+
+def check_doc_issue(ctx: BlockContext, envelope: Envelope, body: DocIssue, content: bytes | None) -> None:
+    zone_id, _ = split_doc_id(body.doc_id)
+    validate_officer_of_zone(ctx, envelope.tx.signer, zone_id)
+    if body.doc_type not in DOC_TYPES:
+        raise UnknownDocTypeError(f"doc_type: expected one of {sorted(DOC_TYPES)}, got {body.doc_type!r}")
+    if ctx.view.get_doc(body.doc_id) is not None:
+        raise DocumentExistsError(f"{body.doc_id} is already issued; amend it instead")
+    validate_new_content_hash(ctx, body.doc_hash)
+    validate_attachments(ctx, body.doc_id, body.attachments)
+    validate_content(body.doc_type, body.doc_id, body.doc_hash, content)
+
+
+def check_doc_amend(ctx: BlockContext, envelope: Envelope, body: DocAmend, content: bytes | None) -> DocRecord:
+    zone_id, _ = split_doc_id(body.doc_id)
+    validate_officer_of_zone(ctx, envelope.tx.signer, zone_id)
+    record = get_active_document(ctx, body.doc_id)
+    if body.supersedes != record.doc_hash:
+        raise StaleSupersedesError(
+            f"supersedes: expected the current version {record.doc_hash.hex()}, got {body.supersedes.hex()}"
+        )
+    validate_new_content_hash(ctx, body.doc_hash)
+    validate_attachments(ctx, body.doc_id, body.attachments)
+    validate_content(record.doc_type, body.doc_id, body.doc_hash, content)
+    return record
+
+
+def check_doc_revoke(ctx: BlockContext, envelope: Envelope, body: DocRevoke, content: bytes | None) -> DocRecord:
+    zone_id, _ = split_doc_id(body.doc_id)
+    validate_officer_of_zone(ctx, envelope.tx.signer, zone_id)
+    record = get_active_document(ctx, body.doc_id)
+    if body.doc_hash != record.doc_hash:
+        raise StaleRevocationHashError(
+            f"doc_hash: expected the current version {record.doc_hash.hex()}, got {body.doc_hash.hex()}"
+        )
+    if content is not None:
+        raise MalformedTransactionError("documents: expected no content beside a revocation")
+    return record
+
+
+def check_officer_register(ctx: BlockContext, envelope: Envelope, body: OfficerRegister, content: bytes | None) -> None:
+    validate_zone_admin(ctx, envelope.tx.signer, body.zone_id)
+    from ledger.keys import is_valid_public_key
+
+    if not is_valid_public_key(body.officer_key):
+        raise MalformedTransactionError(f"officer_key: expected an Ed25519 public key, got {body.officer_key.hex()}")
+    status = ctx.view.get_officer_status(body.zone_id, body.officer_key)
+    if status == OFFICER_ACTIVE:
+        raise OfficerAlreadyActiveError(f"officer {body.officer_key.hex()} is already active in {body.zone_id}")
+    if status == OFFICER_REVOKED:
+        raise OfficerRevokedError(f"officer {body.officer_key.hex()} was revoked in {body.zone_id} and stays revoked")
+    if content is not None:
+        raise MalformedTransactionError("documents: expected no content beside an officer transaction")
+
+
+def check_officer_revoke(ctx: BlockContext, envelope: Envelope, body: OfficerRevoke, content: bytes | None) -> None:
+    validate_zone_admin(ctx, envelope.tx.signer, body.zone_id)
+    if ctx.view.get_officer_status(body.zone_id, body.officer_key) != OFFICER_ACTIVE:
+        raise OfficerNotActiveError(f"officer {body.officer_key.hex()} is not active in {body.zone_id}")
+    if content is not None:
+        raise MalformedTransactionError("documents: expected no content beside an officer transaction")
+
+
+# --- execution -------------------------------------------------------------
+
+
+def _write_doc_version(
+    ctx: BlockContext, record: DocRecord, envelope: Envelope, content: bytes | None,
+    attachments: tuple[Attachment, ...],
+) -> None:
+    batch = ctx.batch
+    entry = HistoryEntry(
+        envelope.tx.kind, envelope.tx_hash, record.log_index, ctx.height, record.doc_hash, record.version
+    )
+    batch.put(key_doc(record.doc_id), pack_record(record.to_wire()))
+    batch.put(key_history(record.doc_id, record.history_len - 1), pack_record(entry.to_wire()))
+    if content is not None:
+        batch.put(key_content(record.doc_hash), content)
+        batch.put(key_by_hash(record.doc_hash), pack_record({"doc_id": record.doc_id, "version": record.version}))
+    for attachment in attachments:
+        batch.put(
+            key_attachment(attachment.sha256),
+            pack_record({
+                "doc_id": record.doc_id, "version": record.version, "name": attachment.name,
+                "media_type": attachment.media_type, "size": attachment.size,
+            }),
+        )
+    ctx.changed_docs[record.doc_id] = record
+
+
+def apply_transaction(ctx: BlockContext, index: int, tx_bytes: bytes, content: bytes | None) -> Envelope:
+    """Check one transaction against the ledger as the block has left it so far, then execute it.
+
+    All checks come before the first write, so a refused transaction leaves ``ctx`` as it was.
+    """
+    envelope = Envelope.decode(tx_bytes)
+    validate_chain_id(envelope, ctx.chain.genesis.chain_id)
+    validate_not_replayed(ctx, envelope)
+    if envelope.tx_hash not in ctx.verified:
+        validate_signature(envelope)
+    body = envelope.tx.body
+    log_index = ctx.log.size
+    if isinstance(body, DocIssue):
+        check_doc_issue(ctx, envelope, body, content)
+        _, number = split_doc_id(body.doc_id)
+        record = DocRecord(body.doc_id, body.doc_type, STATUS_ACTIVE, 1, body.doc_hash, log_index, 1)
+        ctx.batch.put(key_number(number, body.doc_id), b"")
+        _write_doc_version(ctx, record, envelope, content, body.attachments)
+    elif isinstance(body, DocAmend):
+        current = check_doc_amend(ctx, envelope, body, content)
+        record = DocRecord(
+            body.doc_id, current.doc_type, STATUS_ACTIVE, current.version + 1, body.doc_hash, log_index,
+            current.history_len + 1,
+        )
+        _write_doc_version(ctx, record, envelope, content, body.attachments)
+    elif isinstance(body, DocRevoke):
+        current = check_doc_revoke(ctx, envelope, body, content)
+        record = DocRecord(
+            body.doc_id, current.doc_type, STATUS_REVOKED, current.version, current.doc_hash, log_index,
+            current.history_len + 1, body.reason,
+        )
+        _write_doc_version(ctx, record, envelope, None, ())
+    elif isinstance(body, OfficerRegister):
+        check_officer_register(ctx, envelope, body, content)
+        ctx.batch.put(key_officer(body.zone_id, body.officer_key), OFFICER_ACTIVE)
+    else:
+        check_officer_revoke(ctx, envelope, body, content)
+        ctx.batch.put(key_officer(body.zone_id, body.officer_key), OFFICER_REVOKED)
+    appended = ctx.log.append(ctx.batch, tx_bytes)
+    location = TxLocation(ctx.height, index, appended)
+    ctx.batch.put(key_tx(envelope.tx_hash), encode_location(location))
+    ctx.seen_tx.add(envelope.tx_hash)
+    ctx.locations.append(location)
+    return envelope
+
+
+def compute_state_root(ctx: BlockContext) -> bytes:
+    """Fold the block's changed documents into the state tree (one batched update)."""
+    tree = ctx.chain.state_tree(Overlay(ctx.chain.store, ctx.batch))
+    if not ctx.changed_docs:
+        return tree.root()
+    updates = {H(doc_id.encode("utf-8")): record.state_value() for doc_id, record in ctx.changed_docs.items()}
+    return tree.update(ctx.batch, updates)
+
+
+def validate_roots(header: Header, log_size: int, log_root: bytes, state_root: bytes) -> None:
+    if header.log_size != log_size:
+        raise LogSizeMismatchError(f"header.log_size: expected {log_size}, got {header.log_size}")
+    if header.log_root != log_root:
+        raise LogRootMismatchError(f"header.log_root: expected {log_root.hex()}, got {header.log_root.hex()}")
+    if header.state_root != state_root:
+        raise StateRootMismatchError(f"header.state_root: expected {state_root.hex()}, got {header.state_root.hex()}")
+
+
+def execute_block(chain: Chain, block: Block, *, verified: frozenset[bytes] = frozenset()) -> ExecutedBlock:
+    """Every check of a block against the chain's head; returns the batch, writes nothing.
+
+    ``verified`` names transactions whose signatures this node already checked (mempool).
+    """
+    header = block.header
+    validate_header(chain, header, len(block.txs), block.last_commit)
+    ctx = BlockContext(chain, header.height, verified=verified)
+    hashes = []
+    for index, (tx_bytes, content) in enumerate(zip(block.txs, block.documents, strict=True)):
+        try:
+            hashes.append(apply_transaction(ctx, index, tx_bytes, content).tx_hash)
+        except LedgerError as exc:
+            exc.message = f"transaction {index}: {exc.message}"
+            exc.tx_index = index
+            raise
+    log_size = ctx.log.size
+    log_root = ctx.log.root()
+    state_root = compute_state_root(ctx)
+    validate_roots(header, log_size, log_root, state_root)
+    return ExecutedBlock(block, ctx.batch, log_size, log_root, state_root, tuple(hashes))
+
+
+def commit_block(chain: Chain, executed: ExecutedBlock, commit: CommitCertificate) -> None:
+    """Check the block's certificate, then write the block and all its effects atomically."""
+    block = executed.block
+    header = block.header
+    block_hash = header.block_hash
+    validate_commit(
+        commit, chain_id=chain.genesis.chain_id, validators=chain.validators, height=header.height, block_hash=block_hash
+    )
+    batch = executed.batch
+    batch.put(key_block(header.height), block.encode())
+    batch.put(key_header(header.height), header.encode())
+    batch.put(key_commit(header.height), commit.encode())
+    if block.last_commit is not None:
+        # The certificate carried by h+1 becomes the canonical one for h.
+        batch.put(key_commit(header.height - 1), block.last_commit.encode())
+    batch.put(KEY_HEAD, encode_head(header.height, block_hash))
+    chain.store.write(batch, sync=True)
+    chain.height = header.height
+    chain.head_hash = block_hash
+    chain.head_header = header
+
+
+def apply_block(
+    chain: Chain, block: Block, commit: CommitCertificate, *, verified: frozenset[bytes] = frozenset()
+) -> ExecutedBlock:
+    """Validate ``block`` fully, check its certificate, and commit it; on any error nothing changes."""
+    executed = execute_block(chain, block, verified=verified)
+    commit_block(chain, executed, commit)
+    return executed
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A candidate transaction the proposer left out, and why."""
+
+    tx_bytes: bytes
+    """The candidate as offered."""
+    error: LedgerError
+    """The rule it broke."""
+
+
+def build_block(
+    chain: Chain,
+    candidates: Iterable[tuple[bytes, bytes | None]],
+    *,
+    round_: int,
+    time_ms: int,
+    last_commit: CommitCertificate | None,
+    verified: frozenset[bytes] = frozenset(),
+    max_txs: int | None = None,
+    max_bytes: int | None = None,
+) -> tuple[ExecutedBlock, list[Rejected]]:
+    """The proposer's side: run candidates in order, keep the valid ones, fill in the header."""
+    params = chain.genesis.consensus
+    limit_txs = max_txs or params.max_block_txs
+    limit_bytes = max_bytes or params.max_block_bytes
+    height = chain.height + 1
+    ctx = BlockContext(chain, height, verified=verified)
+    txs: list[bytes] = []
+    hashes: list[bytes] = []
+    docs: list[bytes | None] = []
+    rejected: list[Rejected] = []
+    size = 0
+    for tx_bytes, content in candidates:
+        if len(txs) >= limit_txs:
+            break
+        item_size = len(tx_bytes) + (len(content) if content else 0)
+        if size + item_size > limit_bytes:
+            break
+        try:
+            envelope = apply_transaction(ctx, len(txs), tx_bytes, content)
+        except LedgerError as exc:
+            rejected.append(Rejected(tx_bytes, exc))
+            continue
+        txs.append(tx_bytes)
+        hashes.append(envelope.tx_hash)
+        docs.append(content)
+        size += item_size
+    validators_hash = chain.genesis.validators_hash
+    header = Header(
+        chain_id=chain.genesis.chain_id,
+        height=height,
+        round=round_,
+        time_ms=time_ms,
+        prev_hash=chain.head_hash,
+        proposer=compute_proposer(height, round_, len(chain.validators)),
+        tx_count=len(txs),
+        log_size=ctx.log.size,
+        log_root=ctx.log.root(),
+        state_root=compute_state_root(ctx),
+        validators_hash=validators_hash,
+        next_validators_hash=validators_hash,
+        last_commit_hash=compute_last_commit_hash(last_commit),
+    )
+    block = Block(header, last_commit, tuple(txs), tuple(docs))
+    executed = ExecutedBlock(block, ctx.batch, header.log_size, header.log_root, header.state_root, tuple(hashes))
+    return executed, rejected
