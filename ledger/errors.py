@@ -89,7 +89,8 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     │   ├── RequestTooLargeError         request.too_large
     │   ├── NotFoundError                request.not_found
     │   ├── MempoolFullError             mempool.full
-    │   └── NodeUnavailableError         node.unavailable
+    │   ├── NodeUnavailableError         node.unavailable
+    │   └── ConfigError                  config.invalid
     ├── AuthError                        auth.invalid
     │   ├── AuthMissingError             auth.missing
     │   ├── AuthSignatureError           auth.signature_invalid
@@ -586,6 +587,11 @@ class MempoolFullError(RequestError):
 class NodeUnavailableError(RequestError):
     code = "node.unavailable"
     title = "Node cannot serve this now"
+
+
+class ConfigError(RequestError):
+    code = "config.invalid"
+    title = "Invalid node configuration"
 
 
 class AuthError(LedgerError):

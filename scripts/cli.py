@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "scripts.keys_cmd",
     "scripts.bench",
     "scripts.sim_cmd",
+    "scripts.client_cmd",
+    "scripts.node_cmd",
+    "scripts.devnet",
 )
 
 

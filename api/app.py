@@ -1,0 +1,109 @@
+"""The node's HTTP application and the server that runs it beside the validator.
+
+One FastAPI app serves the public, officer and member API under ``/v1`` (OpenAPI at
+``/docs``), the peer endpoints under ``/peer/v1``, health and metrics. Errors are
+problem+json (``api.errors``); bodies beyond the node's limit get 413 before anything
+reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.errors import BodyLimitMiddleware, install_error_handlers
+from api.routes_member import make_member_router
+from api.routes_peer import make_peer_router
+from api.routes_public import make_public_router
+from node.runtime import Node
+
+log = logging.getLogger("zoneledger.api")
+LATENCY_SAMPLES = 2000
+
+
+def create_app(node: Node) -> FastAPI:
+    app = FastAPI(
+        title="zoneledger",
+        version="1",
+        description="A permissioned ledger of trade documents for an alliance of free trade zones.",
+    )
+    install_error_handlers(app)
+    app.include_router(make_public_router(node))
+    app.include_router(make_member_router(node))
+    app.include_router(
+        make_peer_router(
+            chain_id=node.genesis.chain_id,
+            validators=node.genesis.validators,
+            handler=node.on_peer_message,
+            max_bytes=node.config.max_body_bytes,
+        )
+    )
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        samples = node.metrics.request_latency.setdefault(name, [])
+        samples.append(time.perf_counter() - started)
+        if len(samples) > LATENCY_SAMPLES:
+            del samples[: len(samples) - LATENCY_SAMPLES]
+        return response
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST"],
+        allow_headers=["content-type"],
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes)
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal capture: the node stops both cleanly on SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(node: Node) -> None:
+    """Run the validator and its HTTP server until SIGINT or SIGTERM, then stop both cleanly."""
+    await node.start()
+    config = node.config
+    ssl_args = {}
+    if config.tls:
+        ssl_args = {"ssl_certfile": str(config.tls.cert), "ssl_keyfile": str(config.tls.key)}
+    server = _Server(
+        uvicorn.Config(
+            create_app(node),
+            host=config.listen_host,
+            port=config.listen_port,
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=30,
+            lifespan="off",
+            **ssl_args,  # type: ignore[arg-type]
+        )
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+    try:
+        await server.serve()
+    finally:
+        await node.stop()
+
+
+def run_node(node: Node) -> None:
+    asyncio.run(serve(node))

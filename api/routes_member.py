@@ -1,0 +1,97 @@
+"""Member endpoints: documents and whole blocks, for officers and auditors only.
+
+Every request is signed with the request domain (``ledger.requests``); the dependency
+refuses unsigned, stale, replayed and non-member requests before a handler runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from api.auth import MemberAuth
+from ledger.chain import OFFICER_ACTIVE
+from ledger.encoding import parse_canonical_json
+from ledger.errors import DocumentNotFoundError, NotFoundError
+from ledger.transactions import Envelope
+from node.runtime import Node
+
+
+def is_member(node: Node, key: bytes) -> bool:
+    """An auditor in genesis, or an officer active in some zone now."""
+    if key in node.genesis.auditors:
+        return True
+    return any(node.chain.get_officer_status(z.zone_id, key) == OFFICER_ACTIVE for z in node.genesis.zones)
+
+
+def document_view(node: Node, doc_id: str) -> dict[str, Any]:
+    record = node.chain.get_doc(doc_id)
+    if record is None:
+        raise DocumentNotFoundError(f"no document {doc_id!r} is registered")
+    history = []
+    for entry in node.chain.get_history(doc_id, record.history_len):
+        item: dict[str, Any] = {
+            "kind": entry.kind,
+            "tx_hash": entry.tx_hash.hex(),
+            "log_index": entry.log_index,
+            "height": entry.height,
+            "doc_hash": entry.doc_hash.hex(),
+            "version": entry.version,
+        }
+        location = node.chain.get_tx_location(entry.tx_hash)
+        if location is not None:
+            block = node.chain.get_block(location.height)
+            if block is not None:
+                tx = Envelope.decode(block.txs[location.index]).tx
+                item["signer"] = tx.signer.hex()
+                item["time_ms"] = block.header.time_ms
+                reason = getattr(tx.body, "reason", None)
+                if reason is not None:
+                    item["reason"] = reason
+                attachments = getattr(tx.body, "attachments", ())
+                item["attachments"] = [
+                    {"name": a.name, "media_type": a.media_type, "sha256": a.sha256.hex(), "size": a.size}
+                    for a in attachments
+                ]
+        history.append(item)
+    content = node.chain.get_content(record.doc_hash)
+    return {
+        "doc_id": record.doc_id,
+        "doc_type": record.doc_type,
+        "status": record.status,
+        "version": record.version,
+        "doc_hash": record.doc_hash.hex(),
+        "log_index": record.log_index,
+        "revoke_reason": record.revoke_reason,
+        "document": None if content is None else parse_canonical_json(content),
+        "history": history,
+    }
+
+
+def make_member_router(node: Node) -> APIRouter:
+    auth = MemberAuth(lambda key: is_member(node, key))
+    router = APIRouter(tags=["members"])
+
+    @router.get("/v1/documents/{doc_id:path}")
+    async def document(doc_id: str, member: bytes = Depends(auth)) -> dict[str, Any]:
+        """A document's current version, status and full history (signed member request)."""
+        return document_view(node, doc_id)
+
+    @router.get("/v1/blocks/{height}")
+    async def block(height: int, member: bytes = Depends(auth)) -> dict[str, Any]:
+        """A whole committed block: header, certificates, transactions and documents."""
+        found = node.chain.get_block(height) if height >= 1 else None
+        if found is None:
+            raise NotFoundError(f"expected a committed height 1..{node.chain.height}, got {height}")
+        commit = node.chain.get_commit(height)
+        return {
+            "header": found.header.to_json(),
+            "block_hash": found.block_hash.hex(),
+            "commit": commit.to_json() if commit else None,
+            "last_commit": found.last_commit.to_json() if found.last_commit else None,
+            "txs": [t.hex() for t in found.txs],
+            "documents": [None if d is None else parse_canonical_json(d) for d in found.documents],
+        }
+
+    return router

@@ -1,0 +1,693 @@
+"""The validator runtime: one asyncio process driving the consensus machine for real.
+
+It owns the chain (LevelDB), the mempool, the write-ahead log and the peer network,
+and it is the only place where the pure consensus machine meets a clock and a disk:
+
+- every event (peer message, timeout, block built, block checked) goes through one queue
+  and one task, so the machine sees events in a single order;
+- a message the machine signs is fsynced to the WAL before it is sent;
+- a decided block is committed through the ledger's single atomic batch;
+- a node that sees it is behind fetches blocks with their certificates from peers,
+  checks each certificate and re-executes each block (catch-up);
+- no empty blocks while idle: a new height starts when transactions are pending, when a
+  peer has started it, or when the heartbeat interval has passed since the last block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.blocks import Block, CommitCertificate, SignedVote, validate_commit
+from ledger.chain import Chain
+from ledger.encoding import H, cb, decode_cb, expect_bytes, expect_int, expect_list, expect_map
+from ledger.errors import BlockError, ConfigError, LedgerError, NodeUnavailableError, PeerMalformedError
+from ledger.genesis import Genesis
+from ledger.keys import SigningKey
+from ledger.store import LevelDBStore
+from ledger.transition import (
+    ExecutedBlock,
+    build_block,
+    commit_block,
+    execute_block,
+    validate_block_time_bound,
+)
+from node.config import NodeConfig
+from node.consensus import (
+    Action,
+    BlockReady,
+    BlockValidity,
+    Broadcast,
+    CommitReceived,
+    ConsensusConfig,
+    ConsensusState,
+    Decide,
+    Event,
+    PersistThenSend,
+    ProposalReceived,
+    ReportEvidence,
+    RequestBlock,
+    ScheduleTimeout,
+    StartHeight,
+    TimeoutFired,
+    ValidateBlock,
+    VoteReceived,
+    new_state,
+    restore,
+    step,
+)
+from node.mempool import STATUS_COMMITTED, STATUS_PENDING, STATUS_REJECTED, Mempool
+from node.messages import SignedProposal
+from node.peers import PeerMessage, PeerNetwork, TlsConfig
+from node.wal import WriteAheadLog
+
+log = logging.getLogger("zoneledger.node")
+
+SYNC_INTERVAL_S = 1.0
+SYNC_BATCH = 50
+SYNC_MAX_BYTES = 32 * 1024 * 1024
+TX_GOSSIP_DELAY_S = 0.02
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Metrics:
+    """Counters exported at /metrics."""
+
+    commits: int = 0
+    txs_committed: int = 0
+    txs_rejected: int = 0
+    evidence: int = 0
+    synced_blocks: int = 0
+    rounds_started: int = 0
+    last_commit_time: float = field(default_factory=time.monotonic)
+    request_latency: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TxResult:
+    """What a node can say about one transaction."""
+
+    tx_hash: bytes
+    status: str
+    height: int | None = None
+    log_index: int | None = None
+    block_hash: bytes | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tx_hash": self.tx_hash.hex(), "status": self.status}
+        if self.height is not None:
+            out |= {"height": self.height, "log_index": self.log_index}
+        if self.block_hash is not None:
+            out["block_hash"] = self.block_hash.hex()
+        if self.error_code is not None:
+            out["error"] = {"type": self.error_code, "detail": self.error}
+        return out
+
+
+class Node:
+    """One validator process."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.genesis = Genesis.load(config.genesis)
+        self.key = SigningKey.load(config.validator_key, config.passphrase())
+        validators = self.genesis.validators
+        if self.key.public not in validators:
+            raise ConfigError(f"validator key {self.key.public.hex()} is not in the genesis validator set")
+        self.index = validators.index(self.key.public)
+        self.zone_id = self.genesis.zones[self.index].zone_id
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = LevelDBStore(config.data_dir / "ledger")
+        self.chain = Chain(self.store, self.genesis)
+        self.mempool = Mempool(self.chain, max_txs=config.mempool_max_txs, max_bytes=config.mempool_max_bytes)
+        self.wal = WriteAheadLog(config.data_dir / "consensus.wal")
+        params = self.genesis.consensus
+        self.consensus_config = ConsensusConfig(
+            chain_id=self.genesis.chain_id,
+            validators=validators,
+            index=self.index,
+            key=self.key,
+            timeout_propose_ms=params.timeout_propose_ms,
+            timeout_delta_ms=params.timeout_delta_ms,
+            rebroadcast_ms=config.rebroadcast_ms,
+        )
+        self.state: ConsensusState = new_state(self.consensus_config)
+        tls = TlsConfig(str(config.tls.ca), str(config.tls.cert), str(config.tls.key)) if config.tls else None
+        self.peers = PeerNetwork(
+            chain_id=self.genesis.chain_id,
+            my_index=self.index,
+            key=self.key,
+            peers={i: url for i, url in config.peers.items() if i != self.index},
+            tls=tls,
+        )
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.blocks: dict[bytes, Block] = {}
+        self.executed: dict[bytes, ExecutedBlock] = {}
+        self.verified_messages: OrderedDict[bytes, None] = OrderedDict()
+        self.peer_heights: dict[int, int] = {}
+        self.last_signed: dict[int, int] = {}
+        self.waiters: dict[bytes, list[asyncio.Future[TxResult]]] = {}
+        self.metrics = Metrics()
+        self.evidence_path = config.data_dir / "evidence.jsonl"
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._idle = False
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._gossip: list[tuple[bytes, bytes | None]] = []
+        self._gossip_handle: asyncio.TimerHandle | None = None
+        self._sync_lock = asyncio.Lock()
+        self._stopping = False
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.peers.start()
+        self._tasks.append(asyncio.create_task(self._consume(), name="consensus"))
+        self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
+        self._resume_consensus()
+        log.info("validator %d (%s) started at height %d", self.index, self.zone_id, self.chain.height)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.peers.close()
+        self.wal.close()
+        self.store.close()
+
+    def _resume_consensus(self) -> None:
+        """Start (or, after a crash, restore) the machine at the height after the head."""
+        height = self.chain.height + 1
+        last_commit = self.chain.get_commit(self.chain.height) if self.chain.height else None
+        records = self.wal.records_for(height)
+        if records:
+            for record in records:
+                if record.block is not None:
+                    self._remember_block(Block.decode(record.block))
+            self.state, actions = restore(self.consensus_config, height, last_commit, [r.action for r in records])
+            self._schedule_actions(actions)
+        else:
+            self.state = new_state(self.consensus_config)
+            self._idle = False
+            self._maybe_start_height()
+
+    def _schedule_actions(self, actions: list[Action]) -> None:
+        self._spawn(self._execute_all(actions))
+
+    # --- the one consumer of events ------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self.events.get()
+            try:
+                self.state, actions = step(self.state, event)
+                await self._execute_all(actions)
+            except Exception:  # noqa: BLE001 - a bug must not kill the validator silently
+                log.exception("consensus event %s failed", type(event).__name__)
+
+    async def _execute_all(self, actions: list[Action]) -> None:
+        for action in actions:
+            await self._execute(action)
+
+    async def _execute(self, action: Action) -> None:  # noqa: C901 - one branch per action
+        if isinstance(action, PersistThenSend):
+            message = action.message
+            block_bytes = None
+            if isinstance(message, SignedProposal):
+                block = self.blocks.get(message.proposal.block_hash)
+                block_bytes = block.encode() if block else None
+                height = message.proposal.height
+            else:
+                height = message.vote.height
+                self.last_signed[self.index] = height
+            self.wal.append(height, action, block_bytes)
+            self._send(message)
+        elif isinstance(action, Broadcast):
+            self._send(action.message)
+        elif isinstance(action, ScheduleTimeout):
+            event = TimeoutFired(action.kind, action.height, action.round)
+            asyncio.get_running_loop().call_later(action.delay_ms / 1000, self.events.put_nowait, event)
+        elif isinstance(action, RequestBlock):
+            self._build(action)
+        elif isinstance(action, ValidateBlock):
+            await self._validate(action)
+        elif isinstance(action, Decide):
+            await self._decide(action)
+        elif isinstance(action, ReportEvidence):
+            self._record_evidence(action)
+
+    def _send(self, message: SignedVote | SignedProposal | CommitCertificate) -> None:
+        if isinstance(message, SignedVote):
+            self.peers.broadcast("vote", message.encode())
+        elif isinstance(message, SignedProposal):
+            block = self.blocks.get(message.proposal.block_hash)
+            if block is None:
+                log.warning("cannot re-send proposal: block %s unknown", message.proposal.block_hash.hex()[:12])
+                return
+            self.peers.broadcast("proposal", cb({"proposal": message.encode(), "block": block.encode()}))
+        else:
+            self.peers.broadcast("commit", message.encode())
+
+    # --- proposing, validating, deciding --------------------------------------------------
+
+    def _remember_block(self, block: Block) -> None:
+        self.blocks[block.block_hash] = block
+
+    def _build(self, request: RequestBlock) -> None:
+        if request.height != self.chain.height + 1:
+            return
+        time_ms = max(now_ms(), self.chain.time_ms + 1)
+        executed, rejected = build_block(
+            self.chain,
+            self.mempool.candidates(),
+            round_=request.round,
+            time_ms=time_ms,
+            last_commit=self.state.last_commit,
+            verified=frozenset(self.mempool.verified),
+        )
+        for item in rejected:
+            tx_hash = H(item.tx_bytes)
+            self.mempool.drop(tx_hash, item.error)
+            self._resolve(tx_hash, TxResult(tx_hash, STATUS_REJECTED, error_code=item.error.code, error=str(item.error)))
+        block = executed.block
+        self._remember_block(block)
+        self.executed[block.block_hash] = executed
+        self.events.put_nowait(BlockReady(request.height, request.round, block.block_hash))
+
+    async def _validate(self, request: ValidateBlock) -> None:
+        valid = False
+        block = self.blocks.get(request.block_hash) or await self._fetch_block(request.height, request.block_hash)
+        if block is not None and request.height == self.chain.height + 1:
+            try:
+                if block.block_hash not in self.executed:
+                    validate_block_time_bound(block.header, now_ms(), self.genesis.consensus.max_clock_skew_ms)
+                    self.executed[block.block_hash] = execute_block(
+                        self.chain, block, verified=frozenset(self.mempool.verified)
+                    )
+                valid = True
+            except LedgerError as exc:
+                log.warning("block %s at height %d is invalid: %s", block.block_hash.hex()[:12], request.height, exc.one_line())
+        self.events.put_nowait(BlockValidity(request.height, request.block_hash, valid))
+
+    async def _fetch_block(self, height: int, block_hash: bytes) -> Block | None:
+        """Ask peers for a block we know only by hash (decided by precommits we saw)."""
+        for index in self._peers_by_height():
+            try:
+                raw = await self.peers.request(index, "get_block", cb({"height": height, "block_hash": block_hash}))
+                value = decode_cb(raw)
+            except LedgerError:
+                continue
+            if isinstance(value, bytes):
+                try:
+                    block = Block.decode(value)
+                except LedgerError:
+                    continue
+                if block.block_hash == block_hash:
+                    self._remember_block(block)
+                    return block
+        return None
+
+    async def _decide(self, decision: Decide) -> None:
+        if decision.height != self.chain.height + 1:
+            return
+        executed = self.executed.get(decision.block_hash)
+        if executed is None:
+            block = self.blocks.get(decision.block_hash) or await self._fetch_block(decision.height, decision.block_hash)
+            if block is None:
+                log.warning("decided %s at height %d but cannot get the block; will sync", decision.block_hash.hex()[:12], decision.height)
+                return
+            try:
+                executed = execute_block(self.chain, block, verified=frozenset(self.mempool.verified))
+            except LedgerError as exc:
+                log.error("decided block %d fails re-execution: %s", decision.height, exc.one_line())
+                return
+        commit_block(self.chain, executed, decision.commit)
+        self._after_commit(executed, decision.commit)
+        self._send(decision.commit)
+        self._maybe_start_height()
+
+    def _after_commit(self, executed: ExecutedBlock, commit: CommitCertificate) -> None:
+        height = executed.block.height
+        self.metrics.commits += 1
+        self.metrics.txs_committed += len(executed.tx_hashes)
+        self.metrics.last_commit_time = time.monotonic()
+        for signature in commit.signatures:
+            self.last_signed[signature.validator] = max(self.last_signed.get(signature.validator, 0), height)
+        dropped = self.mempool.on_block_committed(executed.tx_hashes)
+        block_hash = executed.block.block_hash
+        for position, tx_hash in enumerate(executed.tx_hashes):
+            self._resolve(
+                tx_hash,
+                TxResult(tx_hash, STATUS_COMMITTED, height, executed.log_size - len(executed.tx_hashes) + position, block_hash),
+            )
+        for tx_hash, error in dropped:
+            self.metrics.txs_rejected += 1
+            self._resolve(tx_hash, TxResult(tx_hash, STATUS_REJECTED, error_code=error.code, error=str(error)))
+        self.wal.prune(height)
+        self.blocks = {h: b for h, b in self.blocks.items() if b.height > height}
+        self.executed = {}
+        log.info("committed height %d: %d txs, log size %d", height, len(executed.tx_hashes), executed.log_size)
+
+    def _maybe_start_height(self) -> None:
+        """Start the next height now if there is work, or arm the heartbeat."""
+        if self._stopping:
+            return
+        height = self.chain.height + 1
+        if self.state.height == height and self.state.decided is None:
+            return
+        elapsed_ms = now_ms() - self.chain.time_ms if self.chain.height else self.config.heartbeat_ms
+        peer_started = any(h >= height for h in self.peer_heights.values())
+        if len(self.mempool) or peer_started or elapsed_ms >= self.config.heartbeat_ms:
+            self._idle = False
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+                self._heartbeat = None
+            last_commit = self.chain.get_commit(self.chain.height) if self.chain.height else None
+            self.metrics.rounds_started += 1
+            self.events.put_nowait(StartHeight(height, last_commit))
+            return
+        self._idle = True
+        if self._heartbeat is None:
+            delay = max(0.05, (self.config.heartbeat_ms - elapsed_ms) / 1000)
+            self._heartbeat = asyncio.get_running_loop().call_later(delay, self._heartbeat_fired)
+
+    def _heartbeat_fired(self) -> None:
+        self._heartbeat = None
+        self._maybe_start_height()
+
+    def _record_evidence(self, action: ReportEvidence) -> None:
+        self.metrics.evidence += 1
+        evidence = action.evidence
+        log.warning("equivocation evidence: %s", evidence)
+        entry = {"time_ms": now_ms(), "evidence": repr(evidence)}
+        with open(self.evidence_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+    # --- transactions ----------------------------------------------------------------
+
+    def submit(self, entries: list[tuple[bytes, bytes | None]]) -> list[tuple[bytes | None, LedgerError | None]]:
+        """Admit transactions to the mempool; gossip the new ones. Never raises per entry."""
+        results: list[tuple[bytes | None, LedgerError | None]] = []
+        fresh: list[tuple[bytes, bytes | None]] = []
+        for tx_bytes, content in entries:
+            try:
+                tx_hash, added = self.mempool.add(tx_bytes, content)
+            except LedgerError as exc:
+                results.append((None, exc))
+                continue
+            results.append((tx_hash, None))
+            if added:
+                fresh.append((tx_bytes, content))
+        if fresh:
+            self._queue_gossip(fresh)
+            if self._idle:
+                self._maybe_start_height()
+        return results
+
+    def _queue_gossip(self, entries: list[tuple[bytes, bytes | None]]) -> None:
+        self._gossip.extend(entries)
+        if self._gossip_handle is None:
+            self._gossip_handle = asyncio.get_running_loop().call_later(TX_GOSSIP_DELAY_S, self._flush_gossip)
+
+    def _flush_gossip(self) -> None:
+        self._gossip_handle = None
+        batch, self._gossip = self._gossip, []
+        if batch:
+            self.peers.broadcast("txs", cb([{"tx": t, "doc": c} for t, c in batch]))
+
+    def tx_result(self, tx_hash: bytes) -> TxResult | None:
+        location = self.chain.get_tx_location(tx_hash)
+        if location is not None:
+            header = self.chain.get_header(location.height)
+            return TxResult(
+                tx_hash, STATUS_COMMITTED, location.height, location.log_index,
+                header.block_hash if header else None,
+            )
+        status = self.mempool.status(tx_hash)
+        if status == STATUS_PENDING:
+            return TxResult(tx_hash, STATUS_PENDING)
+        if status == STATUS_REJECTED:
+            rejection = self.mempool.rejections[tx_hash]
+            return TxResult(tx_hash, STATUS_REJECTED, error_code=rejection.code, error=rejection.message)
+        return None
+
+    async def wait_final(self, tx_hashes: list[bytes], timeout_s: float) -> list[TxResult]:
+        """Wait until each transaction is committed or rejected, or the timeout passes."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[TxResult]] = []
+        for tx_hash in tx_hashes:
+            result = self.tx_result(tx_hash)
+            future: asyncio.Future[TxResult] = loop.create_future()
+            if result is not None and result.status != STATUS_PENDING:
+                future.set_result(result)
+            else:
+                self.waiters.setdefault(tx_hash, []).append(future)
+            futures.append(future)
+        pending = [f for f in futures if not f.done()]
+        if pending and timeout_s > 0:
+            await asyncio.wait(pending, timeout=timeout_s)
+        results = []
+        for tx_hash, future in zip(tx_hashes, futures, strict=True):
+            if future.done():
+                results.append(future.result())
+            else:
+                future.cancel()
+                results.append(self.tx_result(tx_hash) or TxResult(tx_hash, STATUS_PENDING))
+        return results
+
+    def _resolve(self, tx_hash: bytes, result: TxResult) -> None:
+        for future in self.waiters.pop(tx_hash, []):
+            if not future.done():
+                future.set_result(result)
+
+    # --- peers ------------------------------------------------------------------------
+
+    async def on_peer_message(self, message: PeerMessage) -> bytes | None:
+        """Handle a message whose envelope signature the transport already checked."""
+        handler = self._peer_handlers.get(message.kind)
+        if handler is None:
+            raise PeerMalformedError(f"expected a known message kind, got {message.kind!r}")
+        result: bytes | None = handler(message.sender, message.body)
+        return result
+
+    @property
+    def _peer_handlers(self) -> dict[str, Any]:
+        return {
+            "vote": self._on_vote_message,
+            "proposal": self._on_proposal_message,
+            "commit": self._on_commit_message,
+            "txs": self._on_txs_message,
+            "status": self._on_status_request,
+            "get_blocks": self._on_get_blocks_request,
+            "get_block": self._on_get_block_request,
+        }
+
+    def _on_vote_message(self, sender: int, body: bytes) -> None:
+        signed = SignedVote.decode(body)
+        self._verify_once(body, lambda: signed.verify(self.genesis.validators))
+        vote = signed.vote
+        self._saw_height(vote.validator, vote.height)
+        self.last_signed[vote.validator] = max(self.last_signed.get(vote.validator, 0), vote.height - 1)
+        self.events.put_nowait(VoteReceived(signed))
+
+    def _on_proposal_message(self, sender: int, body: bytes) -> None:
+        m = expect_map(decode_cb(body), "proposal message", frozenset({"proposal", "block"}))
+        raw_proposal = expect_bytes(m["proposal"], "proposal")
+        signed = SignedProposal.decode(raw_proposal)
+        self._verify_once(raw_proposal, lambda: signed.verify(self.genesis.validators))
+        block = Block.decode(expect_bytes(m["block"], "block"))
+        p = signed.proposal
+        if block.block_hash != p.block_hash or block.height != p.height or block.header.round > p.round:
+            raise PeerMalformedError("proposal does not match the block it carries")
+        self._saw_height(p.proposer, p.height)
+        if p.height == self.chain.height + 1:
+            self._remember_block(block)
+        self.events.put_nowait(ProposalReceived(signed))
+
+    def _on_commit_message(self, sender: int, body: bytes) -> None:
+        commit = CommitCertificate.decode(body)
+        if commit.height <= self.chain.height:
+            return
+        validate_commit(
+            commit, chain_id=self.genesis.chain_id, validators=self.genesis.validators,
+            height=commit.height, block_hash=commit.block_hash,
+        )
+        self._saw_height(sender, commit.height + 1)
+        if commit.height == self.state.height and self.state.decided is None:
+            self.events.put_nowait(CommitReceived(commit))
+        else:
+            self._spawn(self.sync_once())
+
+    def _on_txs_message(self, sender: int, body: bytes) -> None:
+        for item in expect_list(decode_cb(body), "txs")[:10_000]:
+            m = expect_map(item, "tx", frozenset({"tx", "doc"}))
+            doc = m["doc"]
+            content = None if doc is None else expect_bytes(doc, "doc")
+            with contextlib.suppress(LedgerError):
+                self.mempool.add(expect_bytes(m["tx"], "tx"), content)
+        if self._idle and len(self.mempool):
+            self._maybe_start_height()
+
+    def _on_status_request(self, sender: int, body: bytes) -> bytes:
+        return cb({"height": self.chain.height, "block_hash": self.chain.head_hash})
+
+    def _on_get_blocks_request(self, sender: int, body: bytes) -> bytes:
+        m = expect_map(decode_cb(body), "get_blocks", frozenset({"from", "count"}))
+        start = expect_int(m["from"], "from", 1)
+        count = min(expect_int(m["count"], "count", 1), SYNC_BATCH)
+        out = []
+        size = 0
+        for height in range(start, min(start + count, self.chain.height + 1)):
+            raw = self.chain.get_block_bytes(height)
+            commit = self.chain.get_commit(height)
+            if raw is None or commit is None:
+                break
+            out.append({"block": raw, "commit": commit.encode()})
+            size += len(raw)
+            if size > SYNC_MAX_BYTES:
+                break
+        return cb(out)
+
+    def _on_get_block_request(self, sender: int, body: bytes) -> bytes:
+        m = expect_map(decode_cb(body), "get_block", frozenset({"height", "block_hash"}))
+        wanted = expect_bytes(m["block_hash"], "block_hash", 32)
+        found = self.blocks.get(wanted)
+        if found is None:
+            height = expect_int(m["height"], "height", 1)
+            stored = self.chain.get_block(height) if height <= self.chain.height else None
+            found = stored if stored is not None and stored.block_hash == wanted else None
+        return cb(None if found is None else found.encode())
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[Any]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed: %s", task.exception())
+
+    def _verify_once(self, raw: bytes, check: Any) -> None:
+        if raw in self.verified_messages:
+            return
+        check()
+        self.verified_messages[raw] = None
+        if len(self.verified_messages) > 50_000:
+            self.verified_messages.popitem(last=False)
+
+    def _saw_height(self, validator: int, height: int) -> None:
+        if height > self.peer_heights.get(validator, 0):
+            self.peer_heights[validator] = height
+        if height == self.chain.height + 1 and self._idle:
+            self._maybe_start_height()
+
+    def _peers_by_height(self) -> list[int]:
+        others = [i for i in range(len(self.genesis.validators)) if i != self.index]
+        return sorted(others, key=lambda i: -self.peer_heights.get(i, 0))
+
+    # --- catch-up -------------------------------------------------------------------
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL_S)
+            try:
+                await self.sync_once()
+            except Exception:  # noqa: BLE001 - sync retries; a bad peer must not stop it
+                log.exception("sync failed")
+
+    async def sync_once(self) -> int:
+        """Fetch and apply blocks peers have beyond our head; return how many were applied."""
+        async with self._sync_lock:
+            applied = 0
+            for index in self._peers_by_height():
+                try:
+                    status = expect_map(decode_cb(await self.peers.request(index, "status", b"")), "status")
+                except LedgerError:
+                    continue
+                their_height = status.get("height")
+                if not isinstance(their_height, int):
+                    continue
+                self.peer_heights[index] = max(self.peer_heights.get(index, 0), their_height)
+                while their_height > self.chain.height:
+                    got = await self._fetch_and_apply(index)
+                    if not got:
+                        break
+                    applied += got
+            if applied:
+                self.metrics.synced_blocks += applied
+                self.state = new_state(self.consensus_config)
+                self._maybe_start_height()
+            return applied
+
+    async def _fetch_and_apply(self, index: int) -> int:
+        try:
+            raw = await self.peers.request(index, "get_blocks", cb({"from": self.chain.height + 1, "count": SYNC_BATCH}))
+            items = expect_list(decode_cb(raw), "blocks")
+        except LedgerError as exc:
+            log.info("sync from validator %d failed: %s", index, exc.one_line())
+            return 0
+        applied = 0
+        for item in items:
+            m = expect_map(item, "block", frozenset({"block", "commit"}))
+            block = Block.decode(expect_bytes(m["block"], "block"))
+            commit = CommitCertificate.decode(expect_bytes(m["commit"], "commit"))
+            if block.height != self.chain.height + 1:
+                break
+            try:
+                executed = execute_block(self.chain, block, verified=frozenset(self.mempool.verified))
+                commit_block(self.chain, executed, commit)
+            except (BlockError, LedgerError) as exc:
+                log.warning("block %d from validator %d refused: %s", block.height, index, exc.one_line())
+                return applied
+            self._after_commit(executed, commit)
+            applied += 1
+        return applied
+
+    # --- views for the API ---------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        header = self.chain.head_header
+        return {
+            "chain_id": self.genesis.chain_id,
+            "genesis_hash": self.genesis.genesis_hash.hex(),
+            "height": self.chain.height,
+            "block_hash": self.chain.head_hash.hex(),
+            "time_ms": header.time_ms if header else None,
+            "round": self.state.round,
+            "consensus_height": self.state.height,
+            "validators": len(self.genesis.validators),
+            "mempool_size": len(self.mempool),
+            "log_size": header.log_size if header else 0,
+            "node": {"validator_index": self.index, "zone_id": self.zone_id},
+            "zones": [
+                {"zone_id": z.zone_id, "name": z.name, "country": z.country} for z in self.genesis.zones
+            ],
+            "peers": {
+                str(i): {"up": s.up, "consecutive_failures": s.consecutive_failures}
+                for i, s in self.peers.stats().items()
+            },
+        }
+
+    def require_ready(self) -> None:
+        if self._stopping:
+            raise NodeUnavailableError("node is shutting down")
+
+
+def load_node(config_path: str) -> Node:
+    return Node(NodeConfig.load(config_path))

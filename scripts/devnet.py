@@ -1,0 +1,385 @@
+"""``zoneledger devnet``: a local alliance of validator processes, with example documents.
+
+``create_devnet`` writes fresh keys (PEM, 0600), a genesis and one ``node.toml`` per zone
+under the data directory, plus ``devnet.json`` describing them. ``Devnet`` starts one
+``zoneledger node run`` process per zone on consecutive ports and stops them. The same
+functions serve the command, the multi-process tests and ``zoneledger bench ingest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger.encoding import compute_doc_hash
+from ledger.genesis import Genesis
+from ledger.keys import SigningKey
+from ledger.testkit import ALLIANCE_ZONES, EXAMPLES_DIR, Alliance, zone_ids
+from ledger.transactions import Envelope
+from node.config import NodeConfig, render_config
+
+DEFAULT_PORT = 8600
+CHAIN_ID = "sez-alliance-devnet"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# (file, doc_type, zone) submitted on a fresh devnet; zones beyond --zones are skipped.
+EXAMPLES: tuple[tuple[str, str, str], ...] = (
+    ("coo_preferential.json", "certificate_of_origin", "EG-TEDA"),
+    ("coo_non_preferential.json", "certificate_of_origin", "BY-GREATSTONE"),
+    ("invoice.json", "commercial_invoice", "EG-TEDA"),
+    ("bill_of_lading.json", "bill_of_lading", "EG-TEDA"),
+    ("decl_export.json", "customs_declaration", "EG-TEDA"),
+    ("decl_free_zone_entry.json", "customs_declaration", "DJ-DIFTZ"),
+    ("certificate_of_non_manipulation.json", "certificate_of_non_manipulation", "DJ-DIFTZ"),
+    ("decl_free_zone_exit.json", "customs_declaration", "DJ-DIFTZ"),
+    ("decl_re_export.json", "customs_declaration", "LK-HAMBANTOTA"),
+    ("decl_transfer.json", "customs_declaration", "BY-GREATSTONE"),
+    ("decl_import.json", "customs_declaration", "CN-QIANHAI"),
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("devnet", help="run a local multi-zone network with example documents")
+    parser.add_argument("--zones", type=int, default=4, help="number of member zones / validators (default 4)")
+    parser.add_argument("--data-dir", type=Path, default=Path("devnet-data"), help="where keys, genesis and data live")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="first port; zone i listens on PORT+i")
+    parser.add_argument("--fresh", action="store_true", help="discard an existing devnet in --data-dir first")
+    parser.add_argument("--no-examples", action="store_true", help="do not submit the example documents")
+    parser.add_argument("--exit-after", type=float, default=None, help="stop after this many seconds (for scripts)")
+    parser.set_defaults(func=run_devnet)
+
+
+@dataclass
+class ZoneFiles:
+    """Where one zone's keys and config live."""
+
+    zone_id: str
+    url: str
+    config: Path
+    validator_key: Path
+    admin_key: Path
+    officer_key: Path
+    data_dir: Path
+
+
+@dataclass
+class DevnetLayout:
+    """Everything ``create_devnet`` wrote; loaded back from ``devnet.json``."""
+
+    root: Path
+    genesis: Path
+    auditor_key: Path
+    zones: list[ZoneFiles]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "genesis": str(self.genesis),
+            "auditor_key": str(self.auditor_key),
+            "zones": [
+                {
+                    "zone_id": z.zone_id, "url": z.url, "config": str(z.config), "officer_key": str(z.officer_key),
+                    "admin_key": str(z.admin_key), "validator_key": str(z.validator_key), "data_dir": str(z.data_dir),
+                    "genesis": str(self.genesis),
+                }
+                for z in self.zones
+            ],
+        }
+
+    @classmethod
+    def load(cls, root: Path) -> DevnetLayout:
+        raw = json.loads((root / "devnet.json").read_text(encoding="utf-8"))
+        zones = [
+            ZoneFiles(
+                z["zone_id"], z["url"], Path(z["config"]), Path(z["validator_key"]), Path(z["admin_key"]),
+                Path(z["officer_key"]), Path(z["data_dir"]),
+            )
+            for z in raw["zones"]
+        ]
+        return cls(root, Path(raw["genesis"]), Path(raw["auditor_key"]), zones)
+
+    def alliance(self) -> Alliance:
+        """The devnet's keys as an :class:`Alliance`, for building signed transactions."""
+        genesis = Genesis.load(self.genesis)
+        return Alliance(
+            genesis,
+            [SigningKey.load(z.validator_key) for z in self.zones],
+            {z.zone_id: SigningKey.load(z.admin_key) for z in self.zones},
+            {z.zone_id: SigningKey.load(z.officer_key) for z in self.zones},
+            [SigningKey.load(self.auditor_key)],
+            nonce=int(time.time() * 1000),
+        )
+
+
+def create_devnet(
+    root: Path, zones: int, port: int, *, heartbeat_ms: int = 10_000, consensus: dict[str, int] | None = None,
+    host: str = "127.0.0.1",
+) -> DevnetLayout:
+    """Fresh keys, genesis and node configs for ``zones`` validators under ``root``."""
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    names = {z[0]: (z[1], z[2]) for z in ALLIANCE_ZONES}
+    ids = zone_ids(zones)
+    files: list[ZoneFiles] = []
+    genesis_zones = []
+    for i, zone_id in enumerate(ids):
+        zone_dir = root / zone_id
+        keys: dict[str, SigningKey] = {}
+        paths: dict[str, Path] = {}
+        for role in ("validator", "admin", "officer"):
+            keys[role] = SigningKey.generate()
+            paths[role] = zone_dir / "keys" / f"{role}.pem"
+            keys[role].save(paths[role])
+        name, country = names.get(zone_id, (zone_id, "SG"))
+        genesis_zones.append({
+            "zone_id": zone_id, "name": name, "country": country,
+            "admin_key": keys["admin"].public.hex(), "validator_key": keys["validator"].public.hex(),
+            "officers": [keys["officer"].public.hex()],
+        })
+        files.append(ZoneFiles(
+            zone_id, f"http://{host}:{port + i}", zone_dir / "node.toml", paths["validator"], paths["admin"],
+            paths["officer"], zone_dir / "data",
+        ))
+    auditor = SigningKey.generate()
+    auditor_path = root / "auditor.pem"
+    auditor.save(auditor_path)
+    genesis = {
+        "chain_id": CHAIN_ID,
+        "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "zones": genesis_zones,
+        "auditors": [auditor.public.hex()],
+        "consensus": consensus or {"timeout_propose_ms": 1000, "timeout_delta_ms": 500, "max_block_txs": 5000},
+    }
+    Genesis.from_json(genesis)  # refuse to write a genesis that would not load
+    genesis_path = root / "genesis.json"
+    genesis_path.write_text(json.dumps(genesis, indent=2) + "\n", encoding="utf-8")
+    peers = {i: z.url for i, z in enumerate(files)}
+    for i, z in enumerate(files):
+        config = NodeConfig(
+            data_dir=z.data_dir, genesis=genesis_path, validator_key=z.validator_key, listen_host=host,
+            listen_port=port + i, peers=peers, heartbeat_ms=heartbeat_ms,
+        )
+        z.config.write_text(render_config(config), encoding="utf-8")
+    layout = DevnetLayout(root, genesis_path, auditor_path, files)
+    (root / "devnet.json").write_text(json.dumps(layout.to_json(), indent=2) + "\n", encoding="utf-8")
+    return layout
+
+
+def _die_with_parent() -> None:
+    """Linux: the validator gets SIGTERM if the devnet process dies without stopping it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Devnet:
+    """The running validator processes of a devnet layout."""
+
+    def __init__(self, layout: DevnetLayout) -> None:
+        self.layout = layout
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start_zone(self, zone_id: str) -> None:
+        zone = next(z for z in self.layout.zones if z.zone_id == zone_id)
+        log_path = zone.config.parent / "node.log"
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        with open(log_path, "ab") as log_file:
+            self.processes[zone_id] = subprocess.Popen(
+                [sys.executable, "-m", "scripts.cli", "node", "run", "--config", str(zone.config)],
+                stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(REPO_ROOT),
+                preexec_fn=_die_with_parent,
+            )
+
+    def start(self) -> None:
+        for zone in self.layout.zones:
+            self.start_zone(zone.zone_id)
+
+    def signal_zone(self, zone_id: str, sig: int) -> None:
+        self.processes[zone_id].send_signal(sig)
+
+    def kill_zone(self, zone_id: str) -> None:
+        process = self.processes.pop(zone_id)
+        process.kill()
+        process.wait()
+
+    def stop_zone(self, zone_id: str, timeout: float = 10.0) -> None:
+        process = self.processes.pop(zone_id, None)
+        if process is None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop(self) -> None:
+        for zone_id in list(self.processes):
+            self.stop_zone(zone_id)
+
+    def wait_healthy(self, timeout: float = 60.0, zones: list[str] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        wanted = [z for z in self.layout.zones if zones is None or z.zone_id in zones]
+        with httpx.Client(timeout=2.0) as client:
+            for zone in wanted:
+                while True:
+                    process = self.processes.get(zone.zone_id)
+                    if process is not None and process.poll() is not None:
+                        log_text = (zone.config.parent / "node.log").read_text(errors="replace")[-2000:]
+                        raise RuntimeError(f"node {zone.zone_id} exited with {process.returncode}:\n{log_text}")
+                    try:
+                        if client.get(f"{zone.url}/healthz").status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"node {zone.zone_id} did not become healthy within {timeout} s")
+                    time.sleep(0.1)
+
+
+@contextmanager
+def running_devnet(layout: DevnetLayout) -> Iterator[Devnet]:
+    devnet = Devnet(layout)
+    try:
+        devnet.start()
+        devnet.wait_healthy()
+        yield devnet
+    finally:
+        devnet.stop()
+
+
+def post_transaction(client: httpx.Client, url: str, envelope: Envelope, document: Any, wait: float) -> dict[str, Any]:
+    response = client.post(
+        f"{url}/v1/transactions", params={"wait": wait} if wait else None,
+        json={"envelope": envelope.encode().hex(), "document": document},
+    )
+    body: dict[str, Any] = response.json()
+    if response.status_code >= 400:
+        raise RuntimeError(f"{body.get('type')}: {body.get('detail')}")
+    return body
+
+
+def submit_examples(layout: DevnetLayout, say: Any) -> list[dict[str, Any]]:
+    """Issue the example documents through different nodes, then amend one and revoke one."""
+    alliance = layout.alliance()
+    zones = {z.zone_id: z for z in layout.zones}
+    done: list[dict[str, Any]] = []
+    from ledger.documents import document_number
+
+    with httpx.Client(timeout=70.0) as client:
+        for i, (name, doc_type, zone_id) in enumerate(EXAMPLES):
+            if zone_id not in zones:
+                continue
+            document = json.loads((EXAMPLES_DIR / name).read_text(encoding="utf-8"))
+            number = document_number(doc_type, document)
+            envelope, _ = alliance.issue(zone_id, doc_type, document, number)
+            via = layout.zones[i % len(layout.zones)]
+            result = post_transaction(client, via.url, envelope, document, wait=30)
+            say(f"  issued {zone_id}/{number} ({doc_type}) via {via.zone_id}: {result['status']} at height {result.get('height')}")
+            done.append({"doc_id": f"{zone_id}/{number}", "file": str(EXAMPLES_DIR / name), "doc_type": doc_type})
+        original = json.loads((EXAMPLES_DIR / "coo_preferential.json").read_text(encoding="utf-8"))
+        amended = json.loads(json.dumps(original))
+        amended["firstSignatoryAuthentication"]["statement"] = (
+            "The undersigned certifies that the goods described above meet the origin requirements; "
+            "gross weight of item 2 corrected to 11,840 kg."
+        )
+        doc_id = f"EG-TEDA/{original['iD']}"
+        envelope, _ = alliance.amend("EG-TEDA", doc_id, amended, compute_doc_hash(original), "gross weight of item 2 corrected")
+        result = post_transaction(client, zones["EG-TEDA"].url, envelope, amended, wait=30)
+        say(f"  amended {doc_id}: {result['status']} at height {result.get('height')}")
+        amended_path = layout.root / "coo_preferential_amended.json"
+        amended_path.write_text(json.dumps(amended, indent=2) + "\n", encoding="utf-8")
+        done.append({"doc_id": doc_id, "file": str(amended_path), "doc_type": "certificate_of_origin", "amended": True})
+        if "BY-GREATSTONE" in zones:
+            revoked = json.loads((EXAMPLES_DIR / "coo_non_preferential.json").read_text(encoding="utf-8"))
+            doc_id = f"BY-GREATSTONE/{revoked['iD']}"
+            envelope = alliance.revoke("BY-GREATSTONE", doc_id, compute_doc_hash(revoked), "crane not shipped: contract cancelled")
+            result = post_transaction(client, zones["BY-GREATSTONE"].url, envelope, None, wait=30)
+            say(f"  revoked {doc_id}: {result['status']} at height {result.get('height')}")
+    (layout.root / "examples.json").write_text(json.dumps(done, indent=2) + "\n", encoding="utf-8")
+    return done
+
+
+def run_devnet(args: argparse.Namespace) -> int:
+    def say(text: str) -> None:
+        # The reader may go away (piped into head): keep running and stop cleanly.
+        with contextlib.suppress(BrokenPipeError):
+            print(text, flush=True)
+
+    root: Path = args.data_dir
+    if args.fresh and root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    if (root / "devnet.json").exists():
+        layout = DevnetLayout.load(root.resolve())
+        say(f"reusing the devnet in {root} ({len(layout.zones)} zones); --fresh starts over")
+    else:
+        if not 1 <= args.zones <= 100:
+            from scripts.cli import CliError
+
+            raise CliError(f"--zones: expected 1..100, got {args.zones}")
+        layout = create_devnet(root, args.zones, args.port)
+        say(f"created a {args.zones}-zone devnet in {root}: keys, genesis.json, one node.toml per zone")
+    devnet = Devnet(layout)
+    stop = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        devnet.start()
+        say("starting validators ...")
+        devnet.wait_healthy()
+        if not (layout.root / "examples.json").exists() and not args.no_examples:
+            say("submitting example documents (each waits for finality) ...")
+            submit_examples(layout, say)
+        say("")
+        say("the alliance is running:")
+        for zone in layout.zones:
+            say(f"  {zone.zone_id:<15} {zone.url}   (API docs: {zone.url}/docs)")
+        first = layout.zones[0]
+        say("")
+        say("try next:")
+        say(f"  zoneledger status --node {first.url}")
+        say(f"  zoneledger doc get EG-TEDA/CO-2026-000123 --key {first.officer_key} --node {first.url}")
+        say(f"  zoneledger submit scripts/examples/invoice.json --type commercial_invoice --key {first.officer_key} "
+            f"--node {first.url} --wait   (then change its \"id\" and submit again)")
+        say(f"  curl {first.url}/v1/status")
+        say(f"  layout, keys and configs: {root / 'devnet.json'}")
+        say("")
+        say("Ctrl-C stops every validator.")
+        started = time.monotonic()
+        while not stop:
+            time.sleep(0.2)
+            if args.exit_after is not None and time.monotonic() - started >= args.exit_after:
+                break
+            for zone_id, process in devnet.processes.items():
+                if process.poll() is not None:
+                    say(f"validator {zone_id} exited with code {process.returncode}; see its node.log")
+                    stop = True
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("stopping validators ...")
+        devnet.stop()
+    return 0

@@ -1,0 +1,35 @@
+"""``zoneledger node run --config FILE``: one validator with its HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("node", help="run a validator node")
+    which = parser.add_subparsers(dest="node_command", metavar="ACTION", required=True)
+    run = which.add_parser("run", help="run a validator from its TOML config")
+    run.add_argument("--config", required=True, help="node.toml")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=run_node)
+
+
+def run_node(args: argparse.Namespace) -> int:
+    from api.app import run_node as serve
+    from node.runtime import load_node
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    node = load_node(args.config)
+    try:
+        serve(node)
+    except KeyboardInterrupt:
+        return 0
+    return 0
