@@ -1,0 +1,653 @@
+"""The consensus state machine: Tendermint (Buchman, Kwon, Milosevic 2018, Algorithm 1).
+
+``step(state, event) -> (state, actions)`` is the whole interface. The machine opens
+no socket, reads no clock, touches no disk and draws no random number: time arrives as
+:class:`TimeoutFired`, blocks and their validity come from the driver
+(:class:`RequestBlock`/:class:`BlockReady`, :class:`ValidateBlock`/:class:`BlockValidity`),
+and every message it signs leaves as :class:`PersistThenSend`, which the driver must
+make durable before sending. :func:`restore` rebuilds the machine from those records
+after a crash, so it never signs two different votes for one height, round and type.
+
+Values are block hashes. Each upon-clause of Algorithm 1 is one ``on_`` function with
+its line numbers. Two deliberate extensions: a precommit quorum (or a verified commit
+certificate) decides without the proposal, since it proves f+1 honest validators found
+the block valid (the driver fetches the block); and a machine that is stuck in a round
+re-broadcasts its latest messages every ``rebroadcast_ms``.
+
+``step`` updates ``state`` in place and returns it; callers treat the argument as
+consumed (``copy.deepcopy`` it first to keep the old one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ledger.blocks import (
+    PRECOMMIT,
+    PREVOTE,
+    CommitCertificate,
+    Proposal,
+    SignedVote,
+    Vote,
+    build_commit,
+    compute_max_faulty,
+    compute_proposer,
+    compute_quorum,
+)
+from ledger.keys import SigningKey
+from node.messages import ConsensusMessage, SignedProposal, sign_proposal
+from node.votes import AddResult, Evidence, VoteBook
+
+PROPOSE_STEP, PREVOTE_STEP, PRECOMMIT_STEP = 0, 1, 2
+TimeoutKind = Literal["propose", "prevote", "precommit", "rebroadcast"]
+MUTATIONS = frozenset({"no_lock", "no_valid_value", "no_round_skip", "no_write_ahead"})
+"""Test-only switches that plant a known bug (the simulator must catch each)."""
+
+
+# --- configuration and state ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusConfig:
+    """What a validator knows before consensus starts (genesis plus its own key)."""
+
+    chain_id: str
+    """The genesis chain id."""
+    validators: tuple[bytes, ...]
+    """Validator public keys in index order."""
+    index: int
+    """This validator's index."""
+    key: SigningKey
+    """This validator's signing key."""
+    timeout_propose_ms: int = 1000
+    """Base propose timeout; ``ConsensusParams.timeout_propose_ms``."""
+    timeout_delta_ms: int = 500
+    """Per-round growth of every timeout, and the base prevote/precommit timeout."""
+    rebroadcast_ms: int = 2000
+    """Re-send own latest messages when a round lasts this long."""
+    mutations: frozenset[str] = frozenset()
+    """Planted bugs for tests (see :data:`MUTATIONS`); empty in production."""
+
+    @property
+    def n(self) -> int:
+        return len(self.validators)
+
+    @property
+    def quorum(self) -> int:
+        return compute_quorum(self.n)
+
+    @property
+    def skip_threshold(self) -> int:
+        return compute_max_faulty(self.n) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class LockRecord:
+    """The lock and valid value at the moment a message was signed (persisted with it)."""
+
+    locked_round: int
+    locked_value: bytes | None
+    valid_round: int
+    valid_value: bytes | None
+    pol: tuple[SignedVote, ...] = ()
+    """The 2f+1 prevotes for ``valid_value`` at ``valid_round`` (re-sent with a re-proposal)."""
+
+
+@dataclass(slots=True)
+class ConsensusState:
+    """One validator's consensus state for its current height (Algorithm 1, lines 1-9)."""
+
+    config: ConsensusConfig
+    height: int = 0
+    round: int = 0
+    step: int = PROPOSE_STEP
+    locked_round: int = -1
+    locked_value: bytes | None = None
+    valid_round: int = -1
+    valid_value: bytes | None = None
+    last_commit: CommitCertificate | None = None
+    """Certificate of height - 1 (the proposer puts it in the block)."""
+    decided: bytes | None = None
+    """Decision for this height; the machine then waits for :class:`StartHeight`."""
+    book: VoteBook = field(default_factory=VoteBook)
+    validity: dict[bytes, bool] = field(default_factory=dict)
+    requested: set[bytes] = field(default_factory=set)
+    own_votes: dict[tuple[int, str], SignedVote] = field(default_factory=dict)
+    own_proposals: dict[int, SignedProposal] = field(default_factory=dict)
+    done: set[tuple[str, int]] = field(default_factory=set)
+    """(clause, round) of "for the first time" clauses that already fired."""
+    future: list[SignedVote | SignedProposal] = field(default_factory=list)
+    """Messages for height + 1, replayed when it starts."""
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartHeight:
+    """Start ``height`` in round 0 (after deciding height - 1, or at boot)."""
+
+    height: int
+    last_commit: CommitCertificate | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalReceived:
+    """A proposal whose signature the driver verified."""
+
+    message: SignedProposal
+
+
+@dataclass(frozen=True, slots=True)
+class VoteReceived:
+    """A vote whose signature the driver verified."""
+
+    message: SignedVote
+
+
+@dataclass(frozen=True, slots=True)
+class CommitReceived:
+    """A commit certificate the driver checked with ``validate_commit``."""
+
+    commit: CommitCertificate
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutFired:
+    """A timeout scheduled by :class:`ScheduleTimeout` expired."""
+
+    kind: TimeoutKind
+    height: int
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockValidity:
+    """The driver's answer to :class:`ValidateBlock`."""
+
+    height: int
+    block_hash: bytes
+    valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BlockReady:
+    """The driver's answer to :class:`RequestBlock`: a valid block it built."""
+
+    height: int
+    round: int
+    block_hash: bytes
+
+
+Event = StartHeight | ProposalReceived | VoteReceived | CommitReceived | TimeoutFired | BlockValidity | BlockReady
+
+
+# --- actions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersistThenSend:
+    """Write ``message`` and ``lock`` durably (fsync), then broadcast ``message``."""
+
+    message: SignedVote | SignedProposal
+    lock: LockRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send an already persisted message (or a commit certificate) to every peer."""
+
+    message: ConsensusMessage
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTimeout:
+    """Deliver ``TimeoutFired(kind, height, round)`` after ``delay_ms``."""
+
+    kind: TimeoutKind
+    height: int
+    round: int
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBlock:
+    """Build a block for (height, round) and answer with :class:`BlockReady`."""
+
+    height: int
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateBlock:
+    """Fetch and execute ``block_hash``; answer with :class:`BlockValidity`."""
+
+    height: int
+    block_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Decide:
+    """``block_hash`` is final at ``height``; ``commit`` proves it."""
+
+    height: int
+    block_hash: bytes
+    commit: CommitCertificate
+
+
+@dataclass(frozen=True, slots=True)
+class ReportEvidence:
+    """A validator equivocated."""
+
+    evidence: Evidence
+
+
+Action = PersistThenSend | Broadcast | ScheduleTimeout | RequestBlock | ValidateBlock | Decide | ReportEvidence
+
+
+# --- entry points ---------------------------------------------------------------------
+
+
+def new_state(config: ConsensusConfig) -> ConsensusState:
+    """A machine that has not started a height yet."""
+    return ConsensusState(config)
+
+
+def step(state: ConsensusState, event: Event) -> tuple[ConsensusState, list[Action]]:
+    """Apply one event; return the successor state and the actions the driver must take."""
+    out: list[Action] = []
+    if isinstance(event, StartHeight):
+        on_start_height(state, event, out)
+    elif state.height == 0 or state.decided is not None:
+        if isinstance(event, VoteReceived | ProposalReceived):
+            _buffer_future(state, event.message)
+        return state, out
+    elif isinstance(event, VoteReceived):
+        on_vote(state, event.message, out)
+    elif isinstance(event, ProposalReceived):
+        on_proposal_message(state, event.message, out)
+    elif isinstance(event, CommitReceived):
+        on_commit(state, event.commit, out)
+    elif isinstance(event, TimeoutFired):
+        on_timeout(state, event, out)
+    elif isinstance(event, BlockValidity):
+        if event.height == state.height:
+            state.validity[event.block_hash] = event.valid
+    elif isinstance(event, BlockReady):
+        on_block_ready(state, event, out)
+    _progress(state, out)
+    return state, out
+
+
+def restore(
+    config: ConsensusConfig,
+    height: int,
+    last_commit: CommitCertificate | None,
+    records: list[PersistThenSend],
+) -> tuple[ConsensusState, list[Action]]:
+    """Rebuild the machine after a restart from the write-ahead records of ``height``.
+
+    Own messages are reloaded (so they are re-sent, never re-signed differently), the
+    lock and valid value come from the last record, and the machine resumes in the
+    highest round it signed anything in.
+    """
+    state = ConsensusState(config, height=height, last_commit=last_commit)
+    out: list[Action] = []
+    top = 0
+    for record in records:
+        message = record.message
+        if isinstance(message, SignedVote):
+            if message.vote.height != height:
+                continue
+            state.own_votes[(message.vote.round, message.vote.type)] = message
+            state.book.add_vote(message)
+            top = max(top, message.vote.round)
+        else:
+            if message.proposal.height != height:
+                continue
+            state.own_proposals[message.proposal.round] = message
+            state.book.add_proposal(message)
+            state.validity[message.proposal.block_hash] = True
+            top = max(top, message.proposal.round)
+        lock = record.lock
+        state.locked_round, state.locked_value = lock.locked_round, lock.locked_value
+        state.valid_round, state.valid_value = lock.valid_round, lock.valid_value
+        for prevote in lock.pol:
+            state.book.add_vote(prevote)
+    _start_round(state, top, out)
+    _progress(state, out)
+    return state, out
+
+
+# --- event handlers -------------------------------------------------------------------
+
+
+def on_start_height(s: ConsensusState, event: StartHeight, out: list[Action]) -> None:
+    """Lines 10 and 54: reset the per-height state and start round 0."""
+    future = [m for m in s.future if _height_of(m) == event.height]
+    config = s.config
+    s.__init__(config, height=event.height, last_commit=event.last_commit)  # type: ignore[misc]
+    _start_round(s, 0, out)
+    for message in future:
+        if isinstance(message, SignedVote):
+            on_vote(s, message, out)
+        else:
+            on_proposal_message(s, message, out)
+        if s.decided is not None:
+            return
+
+
+def on_vote(s: ConsensusState, signed: SignedVote, out: list[Action]) -> None:
+    v = signed.vote
+    if v.chain_id != s.config.chain_id or not 0 <= v.validator < s.config.n:
+        return
+    if v.height != s.height:
+        if v.height == s.height + 1:
+            _buffer_future(s, signed)
+        return
+    result, evidence = s.book.add_vote(signed)
+    if evidence is not None:
+        out.append(ReportEvidence(evidence))
+    if result is AddResult.DUPLICATE:
+        return
+    if v.type == PRECOMMIT:
+        on_precommit_quorum(s, v.round, out)
+    if v.round > s.round:
+        on_f_plus_one_higher_round(s, v.round, out)
+
+
+def on_proposal_message(s: ConsensusState, signed: SignedProposal, out: list[Action]) -> None:
+    p = signed.proposal
+    if p.chain_id != s.config.chain_id:
+        return
+    if p.height != s.height:
+        if p.height == s.height + 1:
+            _buffer_future(s, signed)
+        return
+    if p.proposer != compute_proposer(p.height, p.round, s.config.n):
+        return
+    result, evidence = s.book.add_proposal(signed)
+    if evidence is not None:
+        out.append(ReportEvidence(evidence))
+    if result is AddResult.ADDED and p.round > s.round:
+        on_f_plus_one_higher_round(s, p.round, out)
+
+
+def on_commit(s: ConsensusState, commit: CommitCertificate, out: list[Action]) -> None:
+    """A verified certificate for the current height decides it (catch-up path)."""
+    if commit.height == s.height and s.decided is None:
+        s.decided = commit.block_hash
+        out.append(Decide(s.height, commit.block_hash, commit))
+
+
+def on_block_ready(s: ConsensusState, event: BlockReady, out: list[Action]) -> None:
+    """Line 19 (getValue returned): propose the fresh block with pol_round -1."""
+    if (event.height, event.round) != (s.height, s.round) or event.round in s.own_proposals:
+        return
+    s.validity[event.block_hash] = True
+    _propose(s, event.block_hash, -1, out)
+
+
+def on_timeout(s: ConsensusState, event: TimeoutFired, out: list[Action]) -> None:
+    if (event.height, event.round) != (s.height, s.round):
+        return
+    if event.kind == "propose":
+        on_timeout_propose(s, out)
+    elif event.kind == "prevote":
+        on_timeout_prevote(s, out)
+    elif event.kind == "precommit":
+        on_timeout_precommit(s, out)
+    else:
+        on_timeout_rebroadcast(s, out)
+
+
+# --- upon-clauses of Algorithm 1 ------------------------------------------------------
+
+
+def _progress(s: ConsensusState, out: list[Action]) -> None:
+    """Fire every enabled clause of the current round until none changes the state."""
+    while s.decided is None and s.height > 0:
+        before = (s.round, s.step, len(out))
+        on_proposal(s, out)
+        on_proposal_with_pol(s, out)
+        on_prevote_any_quorum(s, out)
+        on_prevote_quorum(s, out)
+        on_nil_prevote_quorum(s, out)
+        on_precommit_any_quorum(s, out)
+        on_precommit_quorum(s, s.round, out)
+        if (s.round, s.step, len(out)) == before:
+            return
+
+
+def on_proposal(s: ConsensusState, out: list[Action]) -> None:
+    """Lines 22-27: PROPOSAL(h, r, v, -1) while step = propose: prevote v if valid and not locked elsewhere."""
+    signed = s.book.proposals.get(s.round)
+    if s.step != PROPOSE_STEP or signed is None or signed.proposal.pol_round != -1:
+        return
+    v = signed.proposal.block_hash
+    valid = _is_valid(s, v, out)
+    if valid is None:
+        return
+    unlocked = s.locked_round == -1 or s.locked_value == v or "no_lock" in s.config.mutations
+    _vote(s, PREVOTE, v if valid and unlocked else None, out)
+    s.step = PREVOTE_STEP
+
+
+def on_proposal_with_pol(s: ConsensusState, out: list[Action]) -> None:
+    """Lines 28-33: PROPOSAL(h, r, v, vr) and 2f+1 PREVOTE(h, vr, v), 0 <= vr < r: the re-proposal unlock."""
+    signed = s.book.proposals.get(s.round)
+    if s.step != PROPOSE_STEP or signed is None:
+        return
+    p = signed.proposal
+    if not 0 <= p.pol_round < s.round or s.book.count(p.pol_round, PREVOTE, p.block_hash) < s.config.quorum:
+        return
+    valid = _is_valid(s, p.block_hash, out)
+    if valid is None:
+        return
+    unlocked = s.locked_round <= p.pol_round or s.locked_value == p.block_hash or "no_lock" in s.config.mutations
+    _vote(s, PREVOTE, p.block_hash if valid and unlocked else None, out)
+    s.step = PREVOTE_STEP
+
+
+def on_prevote_any_quorum(s: ConsensusState, out: list[Action]) -> None:
+    """Lines 34-35: 2f+1 PREVOTE(h, r, *) while step = prevote, first time: schedule timeout_prevote."""
+    if s.step != PREVOTE_STEP or ("prevote_any", s.round) in s.done:
+        return
+    if s.book.total(s.round, PREVOTE) >= s.config.quorum:
+        s.done.add(("prevote_any", s.round))
+        out.append(ScheduleTimeout("prevote", s.height, s.round, compute_timeout(s.config, "prevote", s.round)))
+
+
+def on_prevote_quorum(s: ConsensusState, out: list[Action]) -> None:
+    """Lines 36-43: PROPOSAL(h, r, v, *) and 2f+1 PREVOTE(h, r, v), step >= prevote, first time: lock, precommit."""
+    signed = s.book.proposals.get(s.round)
+    if s.step < PREVOTE_STEP or signed is None or ("prevote_quorum", s.round) in s.done:
+        return
+    v = signed.proposal.block_hash
+    if s.book.count(s.round, PREVOTE, v) < s.config.quorum or _is_valid(s, v, out) is not True:
+        return
+    s.done.add(("prevote_quorum", s.round))
+    if s.step == PREVOTE_STEP:
+        s.locked_value, s.locked_round = v, s.round
+        s.valid_value, s.valid_round = v, s.round
+        _vote(s, PRECOMMIT, v, out)
+        s.step = PRECOMMIT_STEP
+    s.valid_value, s.valid_round = v, s.round
+
+
+def on_nil_prevote_quorum(s: ConsensusState, out: list[Action]) -> None:
+    """Lines 44-46: 2f+1 PREVOTE(h, r, nil) while step = prevote: precommit nil."""
+    if s.step == PREVOTE_STEP and s.book.count(s.round, PREVOTE, None) >= s.config.quorum:
+        _vote(s, PRECOMMIT, None, out)
+        s.step = PRECOMMIT_STEP
+
+
+def on_precommit_any_quorum(s: ConsensusState, out: list[Action]) -> None:
+    """Lines 47-48: 2f+1 PRECOMMIT(h, r, *) for the first time: schedule timeout_precommit."""
+    if ("precommit_any", s.round) in s.done or s.book.total(s.round, PRECOMMIT) < s.config.quorum:
+        return
+    s.done.add(("precommit_any", s.round))
+    out.append(ScheduleTimeout("precommit", s.height, s.round, compute_timeout(s.config, "precommit", s.round)))
+
+
+def on_precommit_quorum(s: ConsensusState, round_: int, out: list[Action]) -> None:
+    """Lines 49-54: 2f+1 PRECOMMIT(h, r, v) for some round r while undecided: decide v.
+
+    The quorum alone suffices (see the module docstring); the certificate is built from
+    exactly the counted precommits.
+    """
+    if s.decided is not None:
+        return
+    found, v = s.book.get_quorum_value(round_, PRECOMMIT, s.config.quorum)
+    if not found or v is None:
+        return
+    commit = build_commit(s.book.get_votes_for(round_, PRECOMMIT, v))
+    s.decided = v
+    out.append(Decide(s.height, v, commit))
+
+
+def on_f_plus_one_higher_round(s: ConsensusState, round_: int, out: list[Action]) -> None:
+    """Lines 55-56: f+1 messages of a round above ours: jump to that round."""
+    if "no_round_skip" in s.config.mutations or s.decided is not None:
+        return
+    if round_ > s.round and s.book.count_senders(round_) >= s.config.skip_threshold:
+        _start_round(s, round_, out)
+
+
+def on_timeout_propose(s: ConsensusState, out: list[Action]) -> None:
+    """Lines 57-60: no usable proposal in time: prevote nil."""
+    if s.step == PROPOSE_STEP:
+        _vote(s, PREVOTE, None, out)
+        s.step = PREVOTE_STEP
+
+
+def on_timeout_prevote(s: ConsensusState, out: list[Action]) -> None:
+    """Lines 61-64: prevotes split: precommit nil."""
+    if s.step == PREVOTE_STEP:
+        _vote(s, PRECOMMIT, None, out)
+        s.step = PRECOMMIT_STEP
+
+
+def on_timeout_precommit(s: ConsensusState, out: list[Action]) -> None:
+    """Lines 65-67: no decision in this round: start the next one."""
+    _start_round(s, s.round + 1, out)
+
+
+def on_timeout_rebroadcast(s: ConsensusState, out: list[Action]) -> None:
+    """Still in this round after ``rebroadcast_ms``: re-send our latest messages (gossip)."""
+    for message in get_latest_messages(s):
+        out.append(Broadcast(message))
+    out.append(ScheduleTimeout("rebroadcast", s.height, s.round, s.config.rebroadcast_ms))
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def compute_timeout(config: ConsensusConfig, kind: TimeoutKind, round_: int) -> int:
+    """Timeouts grow linearly with the round: ``base + round * delta``."""
+    base = config.timeout_propose_ms if kind == "propose" else config.timeout_delta_ms
+    return base + round_ * config.timeout_delta_ms
+
+
+def get_latest_messages(s: ConsensusState) -> list[ConsensusMessage]:
+    """Own messages of the previous and the current round, the proof-of-lock of the valid
+    value, and the certificate of the previous height.
+
+    This is the gossip Algorithm 1 assumes: every message of a correct validator in the
+    rounds the honest validators are still in is eventually re-delivered, so after GST
+    validators behind by one round catch up through line 65 and those further behind
+    through the f+1 skip of line 55.
+    """
+    found: list[ConsensusMessage] = []
+    if s.round in s.own_proposals:
+        found.extend(get_pol(s))  # the proposer justifies a re-proposal
+    for round_ in (s.round - 1, s.round):
+        if round_ in s.own_proposals:
+            found.append(s.own_proposals[round_])
+        for vote_type in (PREVOTE, PRECOMMIT):
+            if (round_, vote_type) in s.own_votes:
+                found.append(s.own_votes[(round_, vote_type)])
+    if s.last_commit is not None:
+        found.append(s.last_commit)
+    return found
+
+
+def get_pol(s: ConsensusState) -> list[SignedVote]:
+    """The prevotes that justify ``valid_value`` (empty when there is none)."""
+    if s.valid_round < 0:
+        return []
+    return s.book.get_votes_for(s.valid_round, PREVOTE, s.valid_value)
+
+
+def get_lock(s: ConsensusState) -> LockRecord:
+    return LockRecord(s.locked_round, s.locked_value, s.valid_round, s.valid_value, tuple(get_pol(s)))
+
+
+def _start_round(s: ConsensusState, round_: int, out: list[Action]) -> None:
+    """Lines 11-21: enter ``round_``; the proposer proposes, everyone arms timeout_propose."""
+    s.round, s.step = round_, PROPOSE_STEP
+    if (round_, PRECOMMIT) in s.own_votes:  # resuming after a restart
+        s.step = PRECOMMIT_STEP
+    elif (round_, PREVOTE) in s.own_votes:
+        s.step = PREVOTE_STEP
+    if compute_proposer(s.height, round_, s.config.n) == s.config.index:
+        if round_ in s.own_proposals:
+            out.append(Broadcast(s.own_proposals[round_]))
+        elif s.valid_value is not None and "no_valid_value" not in s.config.mutations:
+            _propose(s, s.valid_value, s.valid_round, out)  # lines 15-16
+            out.extend(Broadcast(prevote) for prevote in get_pol(s))  # the proof-of-lock travels along
+        else:
+            out.append(RequestBlock(s.height, round_))  # line 18: getValue()
+    out.append(ScheduleTimeout("propose", s.height, round_, compute_timeout(s.config, "propose", round_)))
+    out.append(ScheduleTimeout("rebroadcast", s.height, round_, s.config.rebroadcast_ms))
+
+
+def _propose(s: ConsensusState, block_hash: bytes, pol_round: int, out: list[Action]) -> None:
+    """Line 19: sign and send PROPOSAL(h, r, v, validRound) through the write-ahead log."""
+    c = s.config
+    signed = sign_proposal(Proposal(c.chain_id, s.height, s.round, block_hash, pol_round, c.index), c.key)
+    s.own_proposals[s.round] = signed
+    s.book.add_proposal(signed)
+    out.append(_emit(s, signed))
+
+
+def _vote(s: ConsensusState, vote_type: str, value: bytes | None, out: list[Action]) -> None:
+    """Sign a vote unless one exists for this (round, type): then re-send that one, never a second."""
+    key = (s.round, vote_type)
+    existing = s.own_votes.get(key)
+    if existing is not None:
+        out.append(Broadcast(existing))
+        return
+    c = s.config
+    signed = Vote(c.chain_id, vote_type, s.height, s.round, value, c.index).sign(c.key)
+    s.own_votes[key] = signed
+    s.book.add_vote(signed)
+    out.append(_emit(s, signed))
+    if vote_type == PRECOMMIT:
+        on_precommit_quorum(s, s.round, out)
+
+
+def _emit(s: ConsensusState, message: SignedVote | SignedProposal) -> Action:
+    if "no_write_ahead" in s.config.mutations:
+        return Broadcast(message)  # planted bug: sent without being persisted first
+    return PersistThenSend(message, get_lock(s))
+
+
+def _is_valid(s: ConsensusState, block_hash: bytes, out: list[Action]) -> bool | None:
+    """valid(v): the driver's answer, asking for it the first time."""
+    answer = s.validity.get(block_hash)
+    if answer is None and block_hash not in s.requested:
+        s.requested.add(block_hash)
+        out.append(ValidateBlock(s.height, block_hash))
+    return answer
+
+
+def _height_of(message: SignedVote | SignedProposal) -> int:
+    return message.vote.height if isinstance(message, SignedVote) else message.proposal.height
+
+
+def _buffer_future(s: ConsensusState, message: SignedVote | SignedProposal) -> None:
+    """Keep a bounded number of next-height messages for replay at StartHeight."""
+    if _height_of(message) == s.height + 1 and len(s.future) < 16 * s.config.n:
+        s.future.append(message)
