@@ -131,7 +131,7 @@ def make_public_router(node: Node) -> APIRouter:
         node.require_ready()
         body = await request.body()
         entries, is_batch = parse_submission(body, request.headers.get("content-type", ""))
-        results = node.submit(entries)
+        results = await node.submit(entries)
         if not is_batch:
             tx_hash, error = results[0]
             if error is not None:

@@ -24,8 +24,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.blocks import Block, CommitCertificate, SignedVote, validate_commit
-from ledger.chain import Chain
+from ledger.blocks import Block, CommitCertificate, SignedVote, compute_max_faulty, validate_commit
+from ledger.chain import OFFICER_ACTIVE, Chain
 from ledger.encoding import H, cb, decode_cb, expect_bytes, expect_int, expect_list, expect_map
 from ledger.errors import BlockError, ConfigError, LedgerError, NodeUnavailableError, PeerMalformedError
 from ledger.genesis import Genesis
@@ -72,7 +72,6 @@ log = logging.getLogger("zoneledger.node")
 SYNC_INTERVAL_S = 1.0
 SYNC_BATCH = 50
 SYNC_MAX_BYTES = 32 * 1024 * 1024
-TX_GOSSIP_DELAY_S = 0.02
 
 
 def now_ms() -> int:
@@ -164,8 +163,6 @@ class Node:
         self._tasks: list[asyncio.Task[Any]] = []
         self._idle = False
         self._heartbeat: asyncio.TimerHandle | None = None
-        self._gossip: list[tuple[bytes, bytes | None]] = []
-        self._gossip_handle: asyncio.TimerHandle | None = None
         self._sync_lock = asyncio.Lock()
         self._stopping = False
 
@@ -399,8 +396,13 @@ class Node:
 
     # --- transactions ----------------------------------------------------------------
 
-    def submit(self, entries: list[tuple[bytes, bytes | None]]) -> list[tuple[bytes | None, LedgerError | None]]:
-        """Admit transactions to the mempool; gossip the new ones. Never raises per entry."""
+    async def submit(self, entries: list[tuple[bytes, bytes | None]]) -> list[tuple[bytes | None, LedgerError | None]]:
+        """Admit transactions, replicate the new ones to peers, then acknowledge.
+
+        A transaction is acknowledged only once at least f other validators hold it too,
+        so a kill -9 of this node right after the answer cannot lose it. Never raises per
+        entry; raises :class:`NodeUnavailableError` when too few peers answer.
+        """
         results: list[tuple[bytes | None, LedgerError | None]] = []
         fresh: list[tuple[bytes, bytes | None]] = []
         for tx_bytes, content in entries:
@@ -413,21 +415,31 @@ class Node:
             if added:
                 fresh.append((tx_bytes, content))
         if fresh:
-            self._queue_gossip(fresh)
+            await self._replicate(fresh)
             if self._idle:
                 self._maybe_start_height()
         return results
 
-    def _queue_gossip(self, entries: list[tuple[bytes, bytes | None]]) -> None:
-        self._gossip.extend(entries)
-        if self._gossip_handle is None:
-            self._gossip_handle = asyncio.get_running_loop().call_later(TX_GOSSIP_DELAY_S, self._flush_gossip)
-
-    def _flush_gossip(self) -> None:
-        self._gossip_handle = None
-        batch, self._gossip = self._gossip, []
-        if batch:
-            self.peers.broadcast("txs", cb([{"tx": t, "doc": c} for t, c in batch]))
+    async def _replicate(self, entries: list[tuple[bytes, bytes | None]]) -> None:
+        needed = compute_max_faulty(len(self.genesis.validators))
+        others = [i for i in range(len(self.genesis.validators)) if i != self.index]
+        if not others:
+            return
+        body = cb([{"tx": t, "doc": c} for t, c in entries])
+        pending = {asyncio.ensure_future(self.peers.request(i, "txs", body)) for i in others}
+        delivered = 0
+        # Answer as soon as f peers hold the transactions; slower peers keep receiving
+        # them in the background (a stalled peer must not stall every submission).
+        while pending and delivered < needed:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            delivered += sum(1 for task in done if task.exception() is None)
+        for task in pending:
+            task.add_done_callback(_ignore_outcome)
+        if delivered < needed:
+            raise NodeUnavailableError(
+                f"expected to replicate to at least {needed} other validators, reached {delivered}; "
+                "the transactions stay pending here and a retry is safe"
+            )
 
     def tx_result(self, tx_hash: bytes) -> TxResult | None:
         location = self.chain.get_tx_location(tx_hash)
@@ -532,7 +544,7 @@ class Node:
         else:
             self._spawn(self.sync_once())
 
-    def _on_txs_message(self, sender: int, body: bytes) -> None:
+    def _on_txs_message(self, sender: int, body: bytes) -> bytes:
         for item in expect_list(decode_cb(body), "txs")[:10_000]:
             m = expect_map(item, "tx", frozenset({"tx", "doc"}))
             doc = m["doc"]
@@ -541,6 +553,7 @@ class Node:
                 self.mempool.add(expect_bytes(m["tx"], "tx"), content)
         if self._idle and len(self.mempool):
             self._maybe_start_height()
+        return b""
 
     def _on_status_request(self, sender: int, body: bytes) -> bytes:
         return cb({"height": self.chain.height, "block_hash": self.chain.head_hash})
@@ -676,7 +689,8 @@ class Node:
             "log_size": header.log_size if header else 0,
             "node": {"validator_index": self.index, "zone_id": self.zone_id},
             "zones": [
-                {"zone_id": z.zone_id, "name": z.name, "country": z.country} for z in self.genesis.zones
+                {"zone_id": z.zone_id, "name": z.name, "country": z.country, "officers": self.active_officers(z.zone_id)}
+                for z in self.genesis.zones
             ],
             "peers": {
                 str(i): {"up": s.up, "consecutive_failures": s.consecutive_failures}
@@ -684,9 +698,18 @@ class Node:
             },
         }
 
+    def active_officers(self, zone_id: str) -> list[str]:
+        prefix = b"o/" + zone_id.encode() + b"\x00"
+        return [key[len(prefix):].hex() for key, value in self.store.iterate(prefix) if value == OFFICER_ACTIVE]
+
     def require_ready(self) -> None:
         if self._stopping:
             raise NodeUnavailableError("node is shutting down")
+
+
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so a failed background delivery is not reported as lost
 
 
 def load_node(config_path: str) -> Node:

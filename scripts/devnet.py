@@ -177,6 +177,28 @@ def create_devnet(
     return layout
 
 
+def free_port_block(count: int, host: str = "127.0.0.1") -> int:
+    """A base port with ``count`` consecutive free ports (for tests and benchmarks)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - count)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind((host, port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no block of free ports found")
+
+
 def _die_with_parent() -> None:
     """Linux: the validator gets SIGTERM if the devnet process dies without stopping it."""
     try:
