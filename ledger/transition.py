@@ -366,11 +366,12 @@ def check_officer_revoke(ctx: BlockContext, envelope: Envelope, body: OfficerRev
 
 def _write_doc_version(
     ctx: BlockContext, record: DocRecord, envelope: Envelope, content: bytes | None,
-    attachments: tuple[Attachment, ...],
+    attachments: tuple[Attachment, ...], *, entry_log_index: int | None = None,
 ) -> None:
     batch = ctx.batch
     entry = HistoryEntry(
-        envelope.tx.kind, envelope.tx_hash, record.log_index, ctx.height, record.doc_hash, record.version
+        envelope.tx.kind, envelope.tx_hash, record.log_index if entry_log_index is None else entry_log_index,
+        ctx.height, record.doc_hash, record.version,
     )
     batch.put(key_doc(record.doc_id), pack_record(record.to_wire()))
     batch.put(key_history(record.doc_id, record.history_len - 1), pack_record(entry.to_wire()))
@@ -415,11 +416,13 @@ def apply_transaction(ctx: BlockContext, index: int, tx_bytes: bytes, content: b
         _write_doc_version(ctx, record, envelope, content, body.attachments)
     elif isinstance(body, DocRevoke):
         current = check_doc_revoke(ctx, envelope, body, content)
+        # The state keeps pointing at the current version's leaf (DESIGN §6); the
+        # revocation itself is found through the document's history.
         record = DocRecord(
-            body.doc_id, current.doc_type, STATUS_REVOKED, current.version, current.doc_hash, log_index,
+            body.doc_id, current.doc_type, STATUS_REVOKED, current.version, current.doc_hash, current.log_index,
             current.history_len + 1, body.reason,
         )
-        _write_doc_version(ctx, record, envelope, None, ())
+        _write_doc_version(ctx, record, envelope, None, (), entry_log_index=log_index)
     elif isinstance(body, OfficerRegister):
         check_officer_register(ctx, envelope, body, content)
         ctx.batch.put(key_officer(body.zone_id, body.officer_key), OFFICER_ACTIVE)

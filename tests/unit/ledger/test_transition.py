@@ -80,7 +80,11 @@ def test_issue_amend_revoke_lifecycle(alliance: Alliance, chafta: dict[str, Any]
     assert record is not None and (record.status, record.revoke_reason, record.history_len) == (
         "revoked", "goods not shipped", 3,
     )
-    assert [e.kind for e in chain.get_history(doc_id, record.history_len)] == ["doc.issue", "doc.amend", "doc.revoke"]
+    history = chain.get_history(doc_id, record.history_len)
+    assert [e.kind for e in history] == ["doc.issue", "doc.amend", "doc.revoke"]
+    # Revocation changes the status; the state still points at the current version's leaf.
+    assert record.log_index == history[1].log_index == 1
+    assert history[2].log_index == 2
     assert chain.height == 3
     assert chain.documents_by_number("CO-1") == [doc_id]
     assert chain.get_content(first_hash) == jcs(certificate(chafta, "CO-1"))
