@@ -340,21 +340,12 @@ class CommitCertificate:
         """Parse the hex JSON form (proof bundles, API), or raise ``CommitError``."""
         try:
             m = expect_map(value, "commit", frozenset({"height", "round", "block_hash", "signatures"}))
-            sigs = []
-            for i, item in enumerate(expect_list(m["signatures"], "commit.signatures")):
-                s = expect_map(item, f"commit.signatures[{i}]", frozenset({"validator", "sig"}))
-                sigs.append(
-                    CommitSignature(
-                        expect_int(s["validator"], f"commit.signatures[{i}].validator"),
-                        _hex(s["sig"], f"commit.signatures[{i}].sig", 64),
-                    )
-                )
-            return cls(
-                expect_int(m["height"], "commit.height", 1),
-                expect_int(m["round"], "commit.round"),
-                _hex(m["block_hash"], "commit.block_hash", 32),
-                tuple(sigs),
-            )
+            signatures = [
+                {**expect_map(s, f"commit.signatures[{i}]"), "sig": _hex(s.get("sig"), f"commit.signatures[{i}].sig", 64)}
+                for i, s in enumerate(expect_list(m["signatures"], "commit.signatures"))
+            ]
+            wire = {**m, "block_hash": _hex(m["block_hash"], "commit.block_hash", 32), "signatures": signatures}
+            return cls.from_wire(wire)
         except EncodingError as exc:
             raise CommitError(str(exc)) from exc
 
