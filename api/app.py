@@ -20,8 +20,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import BodyLimitMiddleware, install_error_handlers
+from api.page import make_page_router
 from api.routes_member import make_member_router
 from api.routes_peer import make_peer_router
+from api.routes_proofs import make_proof_router
 from api.routes_public import make_public_router
 from node.runtime import Node
 
@@ -38,6 +40,8 @@ def create_app(node: Node) -> FastAPI:
     install_error_handlers(app)
     app.include_router(make_public_router(node))
     app.include_router(make_member_router(node))
+    app.include_router(make_proof_router(node))
+    app.include_router(make_page_router(node))
     app.include_router(
         make_peer_router(
             chain_id=node.genesis.chain_id,

@@ -25,7 +25,7 @@ officer_revoked), doc.not_officer_of_zone,
 doc.id_mismatch, doc.type_mismatch,
 doc.hash_mismatch, doc.content_missing,
 doc.attachment_invalid, proof.*, block.*,
-commit.*, vote.*
+commit.*, vote.*, audit.*
 tx.replayed, tx.duplicate_in_block,             409     valid on its own, but conflicts with the
 doc.exists, doc.revoked, doc.stale_supersedes,          ledger's current state (retrying the same
 doc.stale_hash, tx.officer_already_active,              request cannot succeed; re-read first)
@@ -85,6 +85,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.BlockError.code: 422,
     errors.CommitError.code: 422,
     errors.VoteError.code: 422,
+    errors.AuditError.code: 422,
     # conflicts with the current state
     errors.ReplayedTransactionError.code: 409,
     errors.DuplicateInBlockError.code: 409,

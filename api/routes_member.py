@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from api.auth import MemberAuth
-from ledger.chain import OFFICER_ACTIVE
-from ledger.encoding import parse_canonical_json
+from ledger.chain import OFFICER_ACTIVE, key_commit
+from ledger.encoding import cb, parse_canonical_json
 from ledger.errors import DocumentNotFoundError, NotFoundError
 from ledger.transactions import Envelope
 from node.runtime import Node
@@ -93,5 +93,15 @@ def make_member_router(node: Node) -> APIRouter:
             "txs": [t.hex() for t in found.txs],
             "documents": [None if d is None else parse_canonical_json(d) for d in found.documents],
         }
+
+    @router.get("/v1/blocks/{height}/raw", response_class=Response)
+    async def block_raw(height: int, member: bytes = Depends(auth)) -> Response:
+        """A committed block's stored bytes and its stored certificate, for auditors:
+        ``application/msgpack`` ``cb({"block": bytes, "commit": bytes | nil})``."""
+        raw = node.chain.get_block_bytes(height) if height >= 1 else None
+        if raw is None:
+            raise NotFoundError(f"expected a committed height 1..{node.chain.height}, got {height}")
+        commit = node.chain.store.get(key_commit(height))
+        return Response(cb({"block": raw, "commit": commit}), media_type="application/msgpack")
 
     return router

@@ -36,7 +36,7 @@ from ledger.encoding import ZERO_HASH, pack_uint64
 from ledger.errors import GenesisError, StoreCorruptError
 from ledger.genesis import Genesis
 from ledger.merkle import MerkleLog
-from ledger.smt import StateTree
+from ledger.smt import NodeCache, StateTree
 from ledger.store import KVReader, KVStore, WriteBatch
 
 LOG_PREFIX = b"L/"
@@ -262,6 +262,9 @@ class Chain(LedgerView):
     def __init__(self, store: KVStore, genesis: Genesis) -> None:
         super().__init__(store, genesis)
         self.store = store
+        # Content-addressed, so it can never serve a node no written root points to;
+        # shared by every block's tree, it keeps the hot top of the tree in memory.
+        self.tree_cache = NodeCache()
         self._initialise()
         self.height = 0
         self.head_hash = genesis.genesis_hash
@@ -312,7 +315,7 @@ class Chain(LedgerView):
         return MerkleLog(reader or self.store, prefix=LOG_PREFIX)
 
     def state_tree(self, reader: KVReader | None = None) -> StateTree:
-        return StateTree(reader or self.store, prefix=STATE_PREFIX)
+        return StateTree(reader or self.store, prefix=STATE_PREFIX, cache=self.tree_cache)
 
     def get_header(self, height: int) -> Header | None:
         raw = self.store.get(key_header(height))

@@ -58,7 +58,17 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     ├── ProofError                       proof.invalid
     │   ├── InclusionProofError          proof.inclusion_invalid
     │   ├── ConsistencyProofError        proof.consistency_invalid
-    │   └── StateProofError              proof.state_invalid
+    │   ├── StateProofError              proof.state_invalid
+    │   ├── BundleMalformedError         proof.bundle_malformed   (not a zoneledger-proof/1 bundle)
+    │   ├── BundleGenesisError           proof.genesis_mismatch   (another chain or genesis)
+    │   ├── BundleValidatorsError        proof.validators_mismatch
+    │   ├── BundleHeaderError            proof.header_invalid
+    │   ├── BundleIssuerError            proof.issuer_invalid
+    │   ├── BundleHistoryError           proof.history_invalid
+    │   ├── BundleStatusError            proof.status_mismatch
+    │   ├── CopyMismatchError            proof.copy_mismatch      (the copy held is no registered version)
+    │   ├── CheckpointRollbackError      proof.rollback           (a node went back in height or log size)
+    │   └── SplitViewError               proof.split_view         (two blocks at one height)
     ├── BlockError                       block.invalid
     │   ├── BlockMalformedError          block.malformed
     │   ├── WrongHeightError             block.height
@@ -97,11 +107,19 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     │   ├── AuthStaleError               auth.stale
     │   ├── AuthReplayError              auth.replayed
     │   └── AuthNotMemberError           auth.not_member
-    └── PeerError                        peer.invalid
-        ├── PeerMalformedError           peer.malformed
-        ├── PeerUnknownSenderError       peer.unknown_sender
-        ├── PeerSignatureError           peer.signature_invalid
-        └── PeerUnavailableError         peer.unavailable
+    ├── PeerError                        peer.invalid
+    │   ├── PeerMalformedError           peer.malformed
+    │   ├── PeerUnknownSenderError       peer.unknown_sender
+    │   ├── PeerSignatureError           peer.signature_invalid
+    │   └── PeerUnavailableError         peer.unavailable
+    └── AuditError                       audit.invalid       (what a replay finds in the source)
+        ├── AuditMissingBlockError       audit.missing_block
+        ├── AuditExtraBlockError         audit.extra_block
+        ├── AuditMissingCommitError      audit.missing_commit
+        ├── AuditCommitMismatchError     audit.commit_mismatch
+        ├── AuditHeaderMismatchError     audit.header_mismatch
+        ├── AuditHeadMismatchError       audit.head_mismatch
+        └── AuditGenesisMismatchError    audit.genesis_mismatch
 
 Messages follow "expected X, got Y" where that reads naturally.
 """
@@ -422,6 +440,56 @@ class StateProofError(ProofError):
     title = "State proof does not verify"
 
 
+class BundleMalformedError(ProofError):
+    code = "proof.bundle_malformed"
+    title = "Not a proof bundle"
+
+
+class BundleGenesisError(ProofError):
+    code = "proof.genesis_mismatch"
+    title = "Proof is for another chain"
+
+
+class BundleValidatorsError(ProofError):
+    code = "proof.validators_mismatch"
+    title = "Proof names other validators than genesis"
+
+
+class BundleHeaderError(ProofError):
+    code = "proof.header_invalid"
+    title = "Proof's block header does not fit the chain"
+
+
+class BundleIssuerError(ProofError):
+    code = "proof.issuer_invalid"
+    title = "Proof's issuer is not a member zone"
+
+
+class BundleHistoryError(ProofError):
+    code = "proof.history_invalid"
+    title = "Proof's document history is inconsistent"
+
+
+class BundleStatusError(ProofError):
+    code = "proof.status_mismatch"
+    title = "Proof's document status disagrees with its history"
+
+
+class CopyMismatchError(ProofError):
+    code = "proof.copy_mismatch"
+    title = "Copy matches no registered version"
+
+
+class CheckpointRollbackError(ProofError):
+    code = "proof.rollback"
+    title = "Node went back in history"
+
+
+class SplitViewError(ProofError):
+    code = "proof.split_view"
+    title = "Node shows two different blocks at one height"
+
+
 # --- blocks ----------------------------------------------------------------
 
 
@@ -647,6 +715,49 @@ class PeerSignatureError(PeerError):
 class PeerUnavailableError(PeerError):
     code = "peer.unavailable"
     title = "Peer did not answer"
+
+
+# --- auditing (ledger.audit): what a replay from genesis finds in the source ----
+
+
+class AuditError(LedgerError):
+    code = "audit.invalid"
+    title = "Audit found a discrepancy"
+
+
+class AuditMissingBlockError(AuditError):
+    code = "audit.missing_block"
+    title = "A block up to the claimed head is missing"
+
+
+class AuditExtraBlockError(AuditError):
+    code = "audit.extra_block"
+    title = "The source holds a block after its claimed head"
+
+
+class AuditMissingCommitError(AuditError):
+    code = "audit.missing_commit"
+    title = "A block has no stored commit certificate"
+
+
+class AuditCommitMismatchError(AuditError):
+    code = "audit.commit_mismatch"
+    title = "Stored certificate differs from the one the next block carries"
+
+
+class AuditHeaderMismatchError(AuditError):
+    code = "audit.header_mismatch"
+    title = "Stored header differs from the block's header"
+
+
+class AuditHeadMismatchError(AuditError):
+    code = "audit.head_mismatch"
+    title = "Claimed head differs from the replayed chain"
+
+
+class AuditGenesisMismatchError(AuditError):
+    code = "audit.genesis_mismatch"
+    title = "Source belongs to another genesis"
 
 
 def all_error_classes() -> list[type[LedgerError]]:

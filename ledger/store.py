@@ -106,6 +106,9 @@ class LevelDBStore:
                 create_if_missing=create,
                 paranoid_checks=True,
                 lru_cache_size=64 * 1024 * 1024,
+                # Most reads on the hot path are misses (not replayed, not yet issued):
+                # a bloom filter answers those without touching the table files.
+                bloom_filter_bits=10,
                 write_buffer_size=16 * 1024 * 1024,
             )
         except plyvel.IOError as exc:

@@ -149,7 +149,10 @@ class ExecutedBlock:
 # --- header rules ----------------------------------------------------------
 
 
-def validate_header(chain: Chain, header: Header, tx_count: int, last_commit: CommitCertificate | None) -> None:
+def validate_header(
+    chain: Chain, header: Header, tx_count: int, last_commit: CommitCertificate | None, *,
+    verified_precommits: frozenset[bytes] = frozenset(),
+) -> None:
     """The header's own fields and its link to the chain, before any transaction runs."""
     genesis = chain.genesis
     if header.chain_id != genesis.chain_id:
@@ -176,7 +179,7 @@ def validate_header(chain: Chain, header: Header, tx_count: int, last_commit: Co
     validate_block_time_order(chain, header)
     if header.tx_count != tx_count:
         raise TxCountMismatchError(f"header.tx_count: expected {tx_count}, got {header.tx_count}")
-    validate_last_commit(chain, header, last_commit)
+    validate_last_commit(chain, header, last_commit, verified_precommits=verified_precommits)
 
 
 def validate_block_time_order(chain: Chain, header: Header) -> None:
@@ -195,7 +198,10 @@ def validate_block_time_bound(header: Header, now_ms: int, max_skew_ms: int) -> 
         )
 
 
-def validate_last_commit(chain: Chain, header: Header, last_commit: CommitCertificate | None) -> None:
+def validate_last_commit(
+    chain: Chain, header: Header, last_commit: CommitCertificate | None, *,
+    verified_precommits: frozenset[bytes] = frozenset(),
+) -> None:
     """Block h carries the certificate of block h-1, bound by ``last_commit_hash``."""
     if header.height == 1:
         if last_commit is not None:
@@ -210,6 +216,7 @@ def validate_last_commit(chain: Chain, header: Header, last_commit: CommitCertif
                 validators=chain.validators,
                 height=header.height - 1,
                 block_hash=header.prev_hash,
+                verified=verified_precommits,
             )
         except LedgerError as exc:
             raise LastCommitMismatchError(f"last_commit: {exc}") from exc
@@ -455,13 +462,18 @@ def validate_roots(header: Header, log_size: int, log_root: bytes, state_root: b
         raise StateRootMismatchError(f"header.state_root: expected {state_root.hex()}, got {header.state_root.hex()}")
 
 
-def execute_block(chain: Chain, block: Block, *, verified: frozenset[bytes] = frozenset()) -> ExecutedBlock:
+def execute_block(
+    chain: Chain, block: Block, *, verified: frozenset[bytes] = frozenset(),
+    verified_precommits: frozenset[bytes] = frozenset(),
+) -> ExecutedBlock:
     """Every check of a block against the chain's head; returns the batch, writes nothing.
 
-    ``verified`` names transactions whose signatures this node already checked (mempool).
+    ``verified`` names transactions whose signatures this node already checked (mempool);
+    ``verified_precommits`` the ``last_commit`` signatures already checked
+    (:func:`ledger.blocks.compute_signature_digest`; the auditor's worker processes).
     """
     header = block.header
-    validate_header(chain, header, len(block.txs), block.last_commit)
+    validate_header(chain, header, len(block.txs), block.last_commit, verified_precommits=verified_precommits)
     ctx = BlockContext(chain, header.height, verified=verified)
     hashes = []
     for index, (tx_bytes, content) in enumerate(zip(block.txs, block.documents, strict=True)):
@@ -478,13 +490,17 @@ def execute_block(chain: Chain, block: Block, *, verified: frozenset[bytes] = fr
     return ExecutedBlock(block, ctx.batch, log_size, log_root, state_root, tuple(hashes))
 
 
-def commit_block(chain: Chain, executed: ExecutedBlock, commit: CommitCertificate) -> None:
+def commit_block(
+    chain: Chain, executed: ExecutedBlock, commit: CommitCertificate, *,
+    verified_precommits: frozenset[bytes] = frozenset(),
+) -> None:
     """Check the block's certificate, then write the block and all its effects atomically."""
     block = executed.block
     header = block.header
     block_hash = header.block_hash
     validate_commit(
-        commit, chain_id=chain.genesis.chain_id, validators=chain.validators, height=header.height, block_hash=block_hash
+        commit, chain_id=chain.genesis.chain_id, validators=chain.validators, height=header.height,
+        block_hash=block_hash, verified=verified_precommits,
     )
     batch = executed.batch
     batch.put(key_block(header.height), block.encode())

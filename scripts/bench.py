@@ -41,6 +41,17 @@ def register(subparsers: Any) -> None:
     ingest.add_argument("--batch", type=int, default=25, help="documents per request")
     ingest.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ingest.set_defaults(func=run_ingest)
+    replay = which.add_parser("replay", help="auditor replay (audit_chain) docs/s against cores x verify/s")
+    replay.add_argument("--docs", type=int, default=10_000, help="certificates in the chain replayed")
+    replay.add_argument("--block-size", type=int, default=500, help="documents per block")
+    replay.add_argument("--workers", type=int, default=None, help="signature workers (default: every core)")
+    replay.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    replay.set_defaults(func=run_replay)
+    verify = which.add_parser("verify", help="proof bundle build time, size and offline verify time by ledger size")
+    verify.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000, 1_000_000])
+    verify.add_argument("--repeats", type=int, default=50, help="timings per size (medians reported)")
+    verify.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    verify.set_defaults(func=run_verify)
 
 
 def measure_verify_rate(seconds: float = 1.5) -> float:
@@ -74,34 +85,45 @@ def _rate(count: int, fn: Callable[[], None]) -> float:
     return count / (time.perf_counter() - start)
 
 
-def bench_apply_block(alliance: Alliance, docs: int, block_size: int, store_dir: Path) -> tuple[float, int]:
-    """Documents per second through execute + commit on LevelDB; signing is done beforehand."""
+def bench_apply_block(
+    alliance: Alliance, docs: int, block_size: int, store_dir: Path, repeats: int = 3
+) -> tuple[float, float, int]:
+    """Best-of-``repeats`` docs/s through execute + commit on LevelDB, and the best baseline.
+
+    Signing and proposing happen beforehand on a scratch chain; each repetition replays
+    the same blocks into a fresh store. The Ed25519 baseline is measured right before
+    each repetition, so both figures come from the same moments of a noisy machine.
+    """
     from ledger.store import LevelDBStore
     from ledger.transition import apply_block
 
     template = example_certificate()
     doc_size = len(jcs(template))
-    # Build the blocks on a scratch chain first (signing and proposing are not what we measure).
     scratch = alliance.chain(LevelDBStore(store_dir / "scratch"))
     blocks = []
     for start in range(0, docs, block_size):
         entries = []
         for i in range(start, min(start + block_size, docs)):
             number = f"BENCH-{i:07d}"
-            entries.append(alliance.issue("EG-TEDA", "certificate_of_origin", with_number(template, "certificate_of_origin", number), number))
+            document = with_number(template, "certificate_of_origin", number)
+            entries.append(alliance.issue("EG-TEDA", "certificate_of_origin", document, number))
         block = alliance.commit_next(scratch, entries)
-        commit = scratch.get_commit(block.height)
-        assert commit is not None
-        blocks.append((block, commit))
+        blocks.append(block)
+    commits = [scratch.get_commit(b.height) for b in blocks]
     scratch.store.close()
-    # The canonical commit of h is the one block h+1 carries; use the scratch chain's final set.
-    chain = alliance.chain(LevelDBStore(store_dir / "measured"))
-    start_time = time.perf_counter()
-    for block, commit in blocks:
-        apply_block(chain, block, commit)
-    elapsed = time.perf_counter() - start_time
-    chain.store.close()
-    return docs / elapsed, doc_size
+    best_rate = 0.0
+    best_baseline = 0.0
+    for attempt in range(repeats):
+        best_baseline = max(best_baseline, measure_verify_rate(1.0))
+        chain = alliance.chain(LevelDBStore(store_dir / f"measured-{attempt}"))
+        start_time = time.perf_counter()
+        for block, commit in zip(blocks, commits, strict=True):
+            assert commit is not None
+            apply_block(chain, block, commit)
+        elapsed = time.perf_counter() - start_time
+        chain.store.close()
+        best_rate = max(best_rate, docs / elapsed)
+    return best_rate, best_baseline, doc_size
 
 
 def bench_log_appends(count: int, store_dir: Path) -> float:
@@ -125,17 +147,18 @@ def bench_log_appends(count: int, store_dir: Path) -> float:
 
 
 def bench_tree_updates(count: int, preload: int, store_dir: Path) -> float:
-    from ledger.smt import StateTree
+    from ledger.smt import NodeCache, StateTree
     from ledger.store import LevelDBStore, Overlay, WriteBatch
 
     store = LevelDBStore(store_dir / "smt")
     rng = random.Random(7)
     per_batch = 1000
+    cache = NodeCache()
 
     def load(n: int) -> None:
         for _ in range(n // per_batch):
             batch = WriteBatch()
-            tree = StateTree(Overlay(store, batch))
+            tree = StateTree(Overlay(store, batch), cache=cache)
             tree.update(batch, {rng.randbytes(32): rng.randbytes(60) for _ in range(per_batch)})
             store.write(batch)
 
@@ -148,10 +171,11 @@ def bench_tree_updates(count: int, preload: int, store_dir: Path) -> float:
 def bench_proofs(size: int, store_dir: Path, progress: Callable[[str], None]) -> dict[str, float]:
     """Fill a log and a state tree to ``size`` documents, then time inclusion + state proofs."""
     from ledger.merkle import MerkleLog, verify_inclusion_hash
-    from ledger.smt import StateTree, verify_state_proof
+    from ledger.smt import NodeCache, StateTree, verify_state_proof
     from ledger.store import LevelDBStore, Overlay, WriteBatch
 
     store = LevelDBStore(store_dir / "proofs")
+    cache = NodeCache()
     rng = random.Random(11)
     keys: list[bytes] = []
     per_batch = 10_000
@@ -161,7 +185,7 @@ def bench_proofs(size: int, store_dir: Path, progress: Callable[[str], None]) ->
         batch = WriteBatch()
         overlay = Overlay(store, batch)
         log = MerkleLog(overlay, prefix=b"L/")
-        tree = StateTree(overlay, prefix=b"S/")
+        tree = StateTree(overlay, prefix=b"S/", cache=cache)
         items = {}
         for i in range(n):
             leaf = rng.randbytes(300)
@@ -176,7 +200,7 @@ def bench_proofs(size: int, store_dir: Path, progress: Callable[[str], None]) ->
         if done % 100_000 == 0:
             progress(f"  filled {done:,} / {size:,}")
     log = MerkleLog(store, prefix=b"L/")
-    tree = StateTree(store, prefix=b"S/")
+    tree = StateTree(store, prefix=b"S/")  # a cold cache: proofs as a freshly started node serves them
     root = log.root()
     state_root = tree.root()
     samples = []
@@ -204,12 +228,11 @@ def run_core(args: argparse.Namespace) -> int:
     figures: dict[str, Any] = {"cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="zoneledger-bench-") as tmp:
         work = Path(tmp)
-        say("measuring raw Ed25519 verify/s (baseline) ...")
-        baseline = measure_verify_rate()
+        say(f"apply_block: {args.docs:,} certificates in blocks of {args.block_size}, best of 3, "
+            "each beside an Ed25519 baseline ...")
+        rate, baseline, doc_size = bench_apply_block(alliance, args.docs, args.block_size, work)
         figures["ed25519_verify_per_s"] = baseline
-        say(f"  baseline: {baseline:,.0f} verify/s")
-        say(f"apply_block: {args.docs:,} certificates in blocks of {args.block_size} ...")
-        rate, doc_size = bench_apply_block(alliance, args.docs, args.block_size, work)
+        say(f"  baseline: {baseline:,.0f} verify/s (best of 3)")
         figures |= {"apply_block_docs_per_s": rate, "apply_block_ratio": rate / baseline, "document_bytes": doc_size}
         say(f"  apply_block: {rate:,.0f} docs/s ({rate / baseline:.2f} x baseline), {doc_size:,}-byte certificates")
         baseline_again = measure_verify_rate(1.0)
@@ -340,3 +363,158 @@ async def _offer(
 
     await asyncio.gather(producer(), *(client(k) for k in range(clients)))
     return latencies, committed, time.perf_counter() - start
+
+
+# --- auditor replay and proof bundles (zoneledger bench replay | verify) -------------
+
+
+def build_replay_chain(alliance: Alliance, docs: int, block_size: int, path: Path, say: Callable[[str], None]) -> None:
+    """A chain of ``docs`` ~5 KB certificates in blocks of ``block_size`` in a LevelDB at ``path``."""
+    from ledger.store import LevelDBStore
+
+    template = example_certificate()
+    chain = alliance.chain(LevelDBStore(path))
+    zones = [z.zone_id for z in alliance.genesis.zones]
+    for start in range(0, docs, block_size):
+        entries = []
+        for i in range(start, min(start + block_size, docs)):
+            number = f"REPLAY-{i:07d}"
+            zone = zones[i % len(zones)]
+            entries.append(alliance.issue(zone, "certificate_of_origin", with_number(template, "certificate_of_origin", number), number))
+        alliance.commit_next(chain, entries)
+        if (start // block_size) % 10 == 9:
+            say(f"  built {start + len(entries):,} / {docs:,}")
+    chain.store.close()
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """``audit_chain`` over a LevelDB chain of realistic certificates, against the same-run baseline."""
+    from ledger.audit import AuditProgress, StoreSource, audit_chain
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    cores = os.cpu_count() or 1
+    workers = args.workers or cores
+    alliance = make_alliance(4, label="bench", officers_per_zone=1)
+    with tempfile.TemporaryDirectory(prefix="zoneledger-replay-") as tmp:
+        path = Path(tmp) / "ledger"
+        say(f"building a chain of {args.docs:,} certificates ({len(jcs(example_certificate())):,} bytes each) "
+            f"in blocks of {args.block_size} ...")
+        build_replay_chain(alliance, args.docs, args.block_size, path, say)
+        say("measuring raw Ed25519 verify/s (baseline) ...")
+        baseline = measure_verify_rate()
+        say(f"  baseline: {baseline:,.0f} verify/s per core, {cores} cores")
+
+        def show(p: AuditProgress) -> None:
+            say(f"  replayed {p.blocks_done:,}/{p.head:,} blocks, {p.docs_per_s:,.0f} docs/s")
+
+        source = StoreSource(path)
+        try:
+            report = audit_chain(source, alliance.genesis, workers=workers, progress=show)
+        finally:
+            source.close()
+        baseline_after = measure_verify_rate(1.0)
+    if not report.passed:
+        assert report.failure is not None
+        say("\n".join(report.failure.describe()))
+        return 1
+    rate = report.docs_per_s
+    ratio = rate / (cores * baseline)
+    figures = {
+        "docs": args.docs, "block_size": args.block_size, "workers": workers, "cores": cores,
+        "replay_docs_per_s": rate, "ed25519_verify_per_s": baseline, "ed25519_verify_per_s_after": baseline_after,
+        "ratio_replay_to_cores_x_verify": ratio, "elapsed_s": report.elapsed_s,
+    }
+    say("")
+    say(
+        f"replay {rate:,.0f} docs/s ({args.docs:,} docs, {workers} signature workers) | baseline {baseline:,.0f} "
+        f"verify/s x {cores} cores | ratio replay / (cores x verify/s) = {ratio:.2f} (target >= 0.5)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+def fill_synthetic(store: Any, start: int, stop: int, rng: random.Random) -> None:
+    """Append synthetic leaves ``start..stop`` to the document log and matching keys to the
+    state tree, directly (as ``bench_proofs`` does): a large ledger without the blocks."""
+    from ledger.chain import LOG_PREFIX, STATE_PREFIX
+    from ledger.merkle import MerkleLog
+    from ledger.smt import StateTree
+    from ledger.store import Overlay, WriteBatch
+
+    per_batch = 10_000
+    done = start
+    while done < stop:
+        n = min(per_batch, stop - done)
+        batch = WriteBatch()
+        overlay = Overlay(store, batch)
+        log = MerkleLog(overlay, prefix=LOG_PREFIX)
+        items = {}
+        for i in range(done, done + n):
+            log.append(batch, rng.randbytes(400))
+            items[H(f"XX-SYNTH/S-{i}".encode())] = rng.randbytes(60)
+        StateTree(overlay, prefix=STATE_PREFIX).update(batch, items)
+        store.write(batch, sync=False)
+        done += n
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Bundle build time, size and offline verification time at growing ledger sizes."""
+    from ledger.encoding import compute_doc_hash
+    from ledger.proofs import build_bundle, verify_bundle  # the proof helper's module
+    from ledger.store import LevelDBStore
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    alliance = make_alliance(4, label="bench")
+    template = example_certificate()
+    rng = random.Random(5)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="zoneledger-bundles-") as tmp:
+        chain = alliance.chain(LevelDBStore(Path(tmp) / "ledger"))
+        for size in sorted(args.sizes):
+            # Synthetic leaves up to size - 2, then one real document chain (issue, amend) in
+            # real blocks with real certificates, so the bundle is built and verified for real.
+            say(f"filling the ledger to {size:,} documents ...")
+            fill_synthetic(chain.store, chain.log().size, size - 2, rng)
+            number = f"PROOF-{size}"
+            original = with_number(template, "certificate_of_origin", number)
+            amended = json.loads(json.dumps(original))
+            amended["name"] = f"{original.get('name', 'Certificate')} (corrected)"
+            doc_id = f"EG-TEDA/{number}"
+            alliance.commit_next(chain, [alliance.issue("EG-TEDA", "certificate_of_origin", original, number)])
+            alliance.commit_next(chain, [alliance.amend("EG-TEDA", doc_id, amended, compute_doc_hash(original), "name corrected")])
+            build_times, verify_times = [], []
+            bundle: dict[str, Any] = {}
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                bundle = build_bundle(chain, doc_id)
+                build_times.append(time.perf_counter() - t0)
+            copy_hash = compute_doc_hash(amended)
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                verdict = verify_bundle(bundle, alliance.genesis, copy_hash=copy_hash)
+                verify_times.append(time.perf_counter() - t0)
+            if verdict.verdict != "valid":
+                say(f"  bundle at {size:,} docs verified as {verdict.verdict!r}, expected 'valid'")
+                return 1
+            encoded = json.dumps(bundle, separators=(",", ":")).encode()
+            row = {
+                "ledger_docs": chain.log().size, "build_ms": statistics.median(build_times) * 1000,
+                "bundle_bytes": len(encoded), "verify_ms": statistics.median(verify_times) * 1000,
+            }
+            rows.append(row)
+            say(f"  {row['ledger_docs']:>9,} docs: build {row['build_ms']:.3f} ms, {row['bundle_bytes']:,} bytes, "
+                f"verify {row['verify_ms']:.3f} ms (medians of {args.repeats})")
+        chain.store.close()
+    say("")
+    say("| ledger documents | bundle build (median) | bundle size (no document) | offline verify (median) |")
+    say("|---|---|---|---|")
+    for row in rows:
+        say(f"| {row['ledger_docs']:,} | {row['build_ms']:.3f} ms | {row['bundle_bytes']:,} B | {row['verify_ms']:.3f} ms |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0

@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "scripts.client_cmd",
     "scripts.node_cmd",
     "scripts.devnet",
+    "scripts.proof_cmd",
+    "scripts.audit_cmd",
 )
 
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import httpx
 
-from ledger.encoding import compute_doc_hash
+from ledger.encoding import H, compute_doc_hash
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.testkit import ALLIANCE_ZONES, EXAMPLES_DIR, Alliance, zone_ids
-from ledger.transactions import Envelope
+from ledger.transactions import Attachment, Envelope
 from node.config import NodeConfig, render_config
 
 DEFAULT_PORT = 8600
@@ -297,6 +297,15 @@ def post_transaction(client: httpx.Client, url: str, envelope: Envelope, documen
     return body
 
 
+def example_attachments(name: str) -> tuple[Attachment, ...]:
+    """The PDF registered beside an example document, if ``scripts/examples`` has one (``X.json`` -> ``X.pdf``)."""
+    pdf = EXAMPLES_DIR / name.replace(".json", ".pdf")
+    if not pdf.is_file():
+        return ()
+    data = pdf.read_bytes()
+    return (Attachment(pdf.name, "application/pdf", H(data), len(data)),)
+
+
 def submit_examples(layout: DevnetLayout, say: Any) -> list[dict[str, Any]]:
     """Issue the example documents through different nodes, then amend one and revoke one."""
     alliance = layout.alliance()
@@ -310,7 +319,7 @@ def submit_examples(layout: DevnetLayout, say: Any) -> list[dict[str, Any]]:
                 continue
             document = json.loads((EXAMPLES_DIR / name).read_text(encoding="utf-8"))
             number = document_number(doc_type, document)
-            envelope, _ = alliance.issue(zone_id, doc_type, document, number)
+            envelope, _ = alliance.issue(zone_id, doc_type, document, number, attachments=example_attachments(name))
             via = layout.zones[i % len(layout.zones)]
             result = post_transaction(client, via.url, envelope, document, wait=30)
             say(f"  issued {zone_id}/{number} ({doc_type}) via {via.zone_id}: {result['status']} at height {result.get('height')}")
@@ -322,7 +331,10 @@ def submit_examples(layout: DevnetLayout, say: Any) -> list[dict[str, Any]]:
             "gross weight of item 2 corrected to 11,840 kg."
         )
         doc_id = f"EG-TEDA/{original['iD']}"
-        envelope, _ = alliance.amend("EG-TEDA", doc_id, amended, compute_doc_hash(original), "gross weight of item 2 corrected")
+        envelope, _ = alliance.amend(
+            "EG-TEDA", doc_id, amended, compute_doc_hash(original), "gross weight of item 2 corrected",
+            attachments=example_attachments("coo_preferential.json"),  # the PDF stays with the current version
+        )
         result = post_transaction(client, zones["EG-TEDA"].url, envelope, amended, wait=30)
         say(f"  amended {doc_id}: {result['status']} at height {result.get('height')}")
         amended_path = layout.root / "coo_preferential_amended.json"

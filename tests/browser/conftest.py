@@ -1,0 +1,114 @@
+"""Browser tests: Debian's Chromium driven by Playwright, against a real devnet.
+
+Fixtures: one headless Chromium for the session; one 4-zone devnet with the example
+documents (issued, one amended with its PDF, one revoked); a helper that runs a small
+ASGI app (a page host, a doctored node) on a loopback port in a thread. Screenshots go
+to ``test-output/screenshots/`` at the repository root (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+from netutil import make_layout  # noqa: E402
+
+from scripts.devnet import Devnet, DevnetLayout, submit_examples  # noqa: E402
+
+CHROMIUM = os.environ.get("ZONELEDGER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = REPO / "test-output" / "screenshots"
+
+
+def _require(condition: bool, reason: str) -> None:
+    """Missing browser tooling fails on CI (where .ci/run installs it) and skips elsewhere."""
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    _require(Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None,
+             f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _require(False, "the playwright package is not installed (pip install -e '.[test]')")
+        raise
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots of the verifier page: {SCREENSHOTS}")
+    return SCREENSHOTS
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetLayout]:
+    layout = make_layout(tmp_path_factory.mktemp("browser"), heartbeat_ms=1000)
+    net = Devnet(layout)
+    try:
+        net.start()
+        net.wait_healthy()
+        submit_examples(layout, lambda text: None)
+        yield layout
+    finally:
+        net.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Run an ASGI app on a free loopback port in a thread; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def app_server() -> Callable[[Any], Any]:
+    return serve_app
