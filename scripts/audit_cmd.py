@@ -129,7 +129,7 @@ def _problem(response: httpx.Response) -> str:
 def open_source(args: argparse.Namespace) -> BlockSource:
     if args.node:
         if args.key is None:
-            from scripts.cli import CliError
+            from scripts.usage import CliError
 
             raise CliError("--node needs --key (a member's private key, e.g. auditor.pem)")
         return NodeSource(args.node, SigningKey.load(args.key))

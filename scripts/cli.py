@@ -14,6 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from ledger.errors import LedgerError
+from scripts.usage import CliError
+
+__all__ = ["CliError", "build_parser", "main"]
 
 # Modules that contribute subcommands; each has register(subparsers).
 COMMAND_MODULES = (
@@ -26,10 +29,6 @@ COMMAND_MODULES = (
     "scripts.proof_cmd",
     "scripts.audit_cmd",
 )
-
-
-class CliError(Exception):
-    """A usage problem the CLI reports in one line (not a ledger rule)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

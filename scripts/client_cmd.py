@@ -71,7 +71,7 @@ class RemoteProblemError(Exception):
 
 
 def _cli_error(message: str) -> Exception:
-    from scripts.cli import CliError  # late import: scripts.cli imports this module
+    from scripts.usage import CliError  # late import: scripts.cli imports this module
 
     return CliError(message)
 

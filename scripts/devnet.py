@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.testkit import ALLIANCE_ZONES, EXAMPLES_DIR, Alliance, zone_ids
 from ledger.transactions import Attachment, Envelope
-from node.config import NodeConfig, render_config
+from node.config import NodeConfig, TlsSettings, render_config
 
 DEFAULT_PORT = 8600
 CHAIN_ID = "sez-alliance-devnet"
@@ -83,11 +84,18 @@ class DevnetLayout:
     genesis: Path
     auditor_key: Path
     zones: list[ZoneFiles]
+    ca: Path | None = None
+    """The throwaway CA's certificate when the devnet runs over TLS."""
+
+    def http_verify(self) -> ssl.SSLContext | bool:
+        """What an HTTP client passes as ``verify=`` to trust this devnet's nodes (and only them)."""
+        return ssl.create_default_context(cafile=str(self.ca)) if self.ca else True
 
     def to_json(self) -> dict[str, Any]:
         return {
             "genesis": str(self.genesis),
             "auditor_key": str(self.auditor_key),
+            "ca": str(self.ca) if self.ca else None,
             "zones": [
                 {
                     "zone_id": z.zone_id, "url": z.url, "config": str(z.config), "officer_key": str(z.officer_key),
@@ -108,7 +116,8 @@ class DevnetLayout:
             )
             for z in raw["zones"]
         ]
-        return cls(root, Path(raw["genesis"]), Path(raw["auditor_key"]), zones)
+        ca = Path(raw["ca"]) if raw.get("ca") else None
+        return cls(root, Path(raw["genesis"]), Path(raw["auditor_key"]), zones, ca)
 
     def alliance(self) -> Alliance:
         """The devnet's keys as an :class:`Alliance`, for building signed transactions."""
@@ -125,11 +134,21 @@ class DevnetLayout:
 
 def create_devnet(
     root: Path, zones: int, port: int, *, heartbeat_ms: int = 10_000, consensus: dict[str, int] | None = None,
-    host: str = "127.0.0.1",
+    host: str = "127.0.0.1", tls: bool = False,
 ) -> DevnetLayout:
-    """Fresh keys, genesis and node configs for ``zones`` validators under ``root``."""
+    """Fresh keys, genesis and node configs for ``zones`` validators under ``root``.
+
+    With ``tls``, a throwaway CA signs one certificate per node and every API and peer
+    connection is HTTPS, verified against that CA only.
+    """
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
+    scheme = "https" if tls else "http"
+    authority = None
+    if tls:
+        from node.tlsutil import make_test_ca
+
+        authority = make_test_ca(root / "tls")
     names = {z[0]: (z[1], z[2]) for z in ALLIANCE_ZONES}
     ids = zone_ids(zones)
     files: list[ZoneFiles] = []
@@ -149,7 +168,7 @@ def create_devnet(
             "officers": [keys["officer"].public.hex()],
         })
         files.append(ZoneFiles(
-            zone_id, f"http://{host}:{port + i}", zone_dir / "node.toml", paths["validator"], paths["admin"],
+            zone_id, f"{scheme}://{host}:{port + i}", zone_dir / "node.toml", paths["validator"], paths["admin"],
             paths["officer"], zone_dir / "data",
         ))
     auditor = SigningKey.generate()
@@ -167,12 +186,18 @@ def create_devnet(
     genesis_path.write_text(json.dumps(genesis, indent=2) + "\n", encoding="utf-8")
     peers = {i: z.url for i, z in enumerate(files)}
     for i, z in enumerate(files):
+        tls_settings = None
+        if authority is not None:
+            from node.tlsutil import issue_cert
+
+            cert, key = issue_cert(authority, z.config.parent / "tls", [host], name="node")
+            tls_settings = TlsSettings(cert, key, authority.cert_path)
         config = NodeConfig(
             data_dir=z.data_dir, genesis=genesis_path, validator_key=z.validator_key, listen_host=host,
-            listen_port=port + i, peers=peers, heartbeat_ms=heartbeat_ms,
+            listen_port=port + i, peers=peers, heartbeat_ms=heartbeat_ms, tls=tls_settings,
         )
         z.config.write_text(render_config(config), encoding="utf-8")
-    layout = DevnetLayout(root, genesis_path, auditor_path, files)
+    layout = DevnetLayout(root, genesis_path, auditor_path, files, authority.cert_path if authority else None)
     (root / "devnet.json").write_text(json.dumps(layout.to_json(), indent=2) + "\n", encoding="utf-8")
     return layout
 
@@ -258,7 +283,7 @@ class Devnet:
     def wait_healthy(self, timeout: float = 60.0, zones: list[str] | None = None) -> None:
         deadline = time.monotonic() + timeout
         wanted = [z for z in self.layout.zones if zones is None or z.zone_id in zones]
-        with httpx.Client(timeout=2.0) as client:
+        with httpx.Client(timeout=2.0, verify=self.layout.http_verify()) as client:
             for zone in wanted:
                 while True:
                     process = self.processes.get(zone.zone_id)
@@ -313,7 +338,7 @@ def submit_examples(layout: DevnetLayout, say: Any) -> list[dict[str, Any]]:
     done: list[dict[str, Any]] = []
     from ledger.documents import document_number
 
-    with httpx.Client(timeout=70.0) as client:
+    with httpx.Client(timeout=70.0, verify=layout.http_verify()) as client:
         for i, (name, doc_type, zone_id) in enumerate(EXAMPLES):
             if zone_id not in zones:
                 continue
@@ -366,7 +391,7 @@ def run_devnet(args: argparse.Namespace) -> int:
         say(f"reusing the devnet in {root} ({len(layout.zones)} zones); --fresh starts over")
     else:
         if not 1 <= args.zones <= 100:
-            from scripts.cli import CliError
+            from scripts.usage import CliError
 
             raise CliError(f"--zones: expected 1..100, got {args.zones}")
         layout = create_devnet(root, args.zones, args.port)

@@ -41,7 +41,7 @@ _PLACEHOLDER_ZONE_LABEL = "zoneledger genesis draft placeholder"
 
 
 def _cli_error(message: str) -> Exception:
-    from scripts.cli import CliError  # late import: scripts.cli imports this module
+    from scripts.usage import CliError  # late import: scripts.cli imports this module
 
     return CliError(message)
 

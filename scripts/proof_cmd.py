@@ -48,7 +48,7 @@ VERIFY_EPILOG = """exit codes: 0 valid, 10 amended (an older version), 11 revoke
 
 
 def _cli_error(message: str) -> Exception:
-    from scripts.cli import CliError  # late import: scripts.cli imports this module
+    from scripts.usage import CliError  # late import: scripts.cli imports this module
 
     return CliError(message)
 

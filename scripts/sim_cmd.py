@@ -40,7 +40,7 @@ def build_params(args: argparse.Namespace) -> SimParams:
     unknown = [b for b in behaviors if b not in BEHAVIORS]
     mutations = frozenset(m for m in args.mutate.split(",") if m)
     if unknown or mutations - MUTATIONS or args.validators < 1 or args.heights < 1:
-        from scripts.cli import CliError
+        from scripts.usage import CliError
 
         raise CliError(f"sim: expected behaviours from {BEHAVIORS}, mutations from {sorted(MUTATIONS)}, N, H >= 1")
     return SimParams(
