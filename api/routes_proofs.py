@@ -101,13 +101,28 @@ def _answer(source: ProofSource, doc_id: str, matched: str, copy_hash: bytes) ->
     }
 
 
+def compute_number_answer(source: ProofSource, number: Any) -> dict[str, Any]:
+    """``/v1/verify`` for a typed certificate number (``CO-1`` or ``ZONE/CO-1``): the current status."""
+    if not isinstance(number, str) or not number.strip() or len(number) > 256:
+        raise RequestMalformedError("number: expected a document number such as \"CO-2026-000123\"")
+    chain = source.chain
+    text = number.strip()
+    candidates = [text] if "/" in text and source.genesis.zone(text.partition("/")[0]) else []
+    candidates += chain.documents_by_number(text)
+    for doc_id in candidates:
+        record = chain.get_doc(doc_id)
+        if record is not None:
+            return _answer(source, doc_id, MATCH_NUMBER, record.doc_hash)
+    return {"verdict": UNKNOWN, "document_hash": None, "doc_id": None, "matched": None, "bundle": None, "checks": []}
+
+
 def _parse_json_request(body: bytes) -> tuple[list[bytes], Any | None]:
     try:
         value = parse_json(body)
     except JsonError as exc:
         raise RequestMalformedError(f"expected a JSON body: {exc}") from exc
     if not isinstance(value, dict) or len(value) != 1 or not ({"document", "hash"} & value.keys()):
-        raise RequestMalformedError('expected {"document": {...}} or {"hash": "hex"}')
+        raise RequestMalformedError('expected {"document": {...}}, {"hash": "hex"} or {"number": "..."}')
     if "hash" in value:
         return [parse_hash_text(value["hash"], "hash")], None
     document = value["document"]
@@ -139,6 +154,19 @@ async def _parse_upload(request: Request) -> tuple[list[bytes], Any | None]:
     return candidates, document
 
 
+def _typed_number(body: bytes) -> Any | None:
+    """The ``number`` of a ``{"number": ...}`` request, or None for the other forms."""
+    if b'"number"' not in body:
+        return None
+    try:
+        value = parse_json(body)
+    except JsonError:
+        return None
+    if isinstance(value, dict) and set(value) == {"number"}:
+        return value["number"]
+    return None
+
+
 def make_proof_router(node: ProofSource) -> APIRouter:
     router = APIRouter()
 
@@ -158,7 +186,11 @@ def make_proof_router(node: ProofSource) -> APIRouter:
         if content_type.startswith("multipart/form-data"):
             candidates, document = await _parse_upload(request)
         else:
-            candidates, document = _parse_json_request(await request.body())
+            body = await request.body()
+            number = _typed_number(body)
+            if number is not None:
+                return compute_number_answer(node, number)
+            candidates, document = _parse_json_request(body)
         return compute_answer(node, candidates, document)
 
     @router.get("/v1/checkpoint", tags=["public"])

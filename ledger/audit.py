@@ -16,9 +16,10 @@ validators applied is applied again by code the auditor runs:
 4. the claimed head hash is the replayed head's.
 
 Every Ed25519 signature (transactions and precommits) of a window of upcoming blocks is
-verified in a process pool first; the main process is told which passed
-(``verified``/``verified_precommits``) and verifies only those that did not, in
-order, so a bad signature is still reported exactly where the rules meet it.
+verified in a process pool first, with the stateless checks of each issued document
+(hash, canonical JSON, schema, number); the main process is told which passed
+(``verified``/``verified_precommits``) and checks only those that did not, in order,
+so a bad signature or document is still reported exactly where the rules meet it.
 
 The first discrepancy stops the replay; the report then carries an
 :class:`AuditFailure` naming the height, the transaction index, the rule (the error
@@ -68,7 +69,7 @@ from ledger.transactions import (
     OfficerRevoke,
     split_doc_id,
 )
-from ledger.transition import commit_block, execute_block
+from ledger.transition import commit_block, execute_block, validate_content
 
 CHUNK_SIZE = 300
 """Signatures per task sent to a worker: big enough to amortise the hand-off."""
@@ -324,18 +325,27 @@ class _Checked:
 
 
 def verify_signature_chunk(
-    txs: list[bytes], precommits: list[tuple[bytes, bytes, bytes]]
+    txs: list[tuple[bytes, bytes | None]], precommits: list[tuple[bytes, bytes, bytes]]
 ) -> _Checked:
-    """Worker side: verify transaction envelopes and (key, message, sig) precommits; report passes.
+    """Worker side: check transactions (with their contents) and (key, message, sig) precommits.
 
-    A transaction that does not even decode is left out: the main process meets the
-    decode error in order and reports it with its height and index.
+    A transaction passes when everything ``execute_block`` may skip for a ``verified``
+    hash has been checked here: its signature and, for an issue, the stateless content
+    checks (hash, canonical JSON, schema, number). An amendment never passes (its
+    document type is the original's, known only to the ledger state), so the main
+    process checks it in full. Anything that fails, even to decode, is left out: the
+    main process meets the error in order and reports it with its height and index.
     """
     tx_passed = []
-    for tx_bytes in txs:
+    for tx_bytes, content in txs:
         try:
             envelope = Envelope.decode(tx_bytes)
+            body = envelope.tx.body
+            if isinstance(body, DocAmend):
+                continue
             verify_bytes(envelope.tx.signer, envelope.signed, envelope.sig, SignatureInvalidError)
+            if isinstance(body, DocIssue):
+                validate_content(body.doc_type, body.doc_id, body.doc_hash, content)
         except LedgerError:
             continue
         tx_passed.append(envelope.tx_hash)
@@ -377,7 +387,7 @@ class _SignaturePipeline:
     def __init__(self, pool: ProcessPoolExecutor | None, workers: int) -> None:
         self.pool = pool
         self.max_in_flight = max(1, workers) * LOOKAHEAD_CHUNKS
-        self.txs: list[bytes] = []
+        self.txs: list[tuple[bytes, bytes | None]] = []
         self.precommits: list[tuple[bytes, bytes, bytes]] = []
         self.waiting: list[_Pending] = []  # blocks whose signatures are in the open chunk
         self.in_flight: deque[Future[_Checked]] = deque()
@@ -385,7 +395,7 @@ class _SignaturePipeline:
         self.precommits_passed: set[bytes] = set()
         self.collected: set[Future[_Checked]] = set()  # a chunk serves several blocks; merge it once
 
-    def add(self, pending: _Pending, txs: list[bytes], precommits: list[tuple[bytes, bytes, bytes]]) -> None:
+    def add(self, pending: _Pending, txs: list[tuple[bytes, bytes | None]], precommits: list[tuple[bytes, bytes, bytes]]) -> None:
         if self.pool is None:
             return
         self.txs += txs
@@ -606,7 +616,7 @@ def _replay(
             queue.append(pending)
             if pending.block is not None and pool is not None:
                 pipeline.add(
-                    pending, list(pending.block.txs),
+                    pending, list(zip(pending.block.txs, pending.block.documents, strict=True)),
                     _precommit_items(pending.block.last_commit, chain_id, validators)
                     + _precommit_items(pending.commit, chain_id, validators),
                 )

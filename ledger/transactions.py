@@ -331,7 +331,22 @@ class Envelope:
 
     @classmethod
     def decode(cls, data: bytes) -> Envelope:
-        """Parse canonical envelope bytes into a typed envelope, or raise."""
+        """Parse canonical envelope bytes into a typed envelope, or raise.
+
+        A node meets the same envelope several times (admission, proposal, execution);
+        envelopes are immutable, so recent decodings are remembered by their bytes.
+        """
+        cached = _DECODED.get(data)
+        if cached is not None:
+            return cached
+        envelope = cls._decode(data)
+        if len(_DECODED) >= _DECODED_LIMIT:
+            del _DECODED[next(iter(_DECODED))]
+        _DECODED[data] = envelope
+        return envelope
+
+    @classmethod
+    def _decode(cls, data: bytes) -> Envelope:
         if len(data) > MAX_ENVELOPE_BYTES:
             raise TransactionTooLargeError(f"expected at most {MAX_ENVELOPE_BYTES} bytes, got {len(data)}")
         value = decode_cb(data)
@@ -359,6 +374,10 @@ class Envelope:
         # bytes after the "tx" key: no need to encode the transaction again.
         tx = Transaction(chain_id, signer, nonce, body)
         return cls(tx, sig, encoded=data, tx_hash=H(data), signed=TX_DOMAIN + data[_TX_OFFSET:])
+
+
+_DECODED: dict[bytes, Envelope] = {}
+_DECODED_LIMIT = 20_000
 
 
 def validate_chain_id(envelope: Envelope, chain_id: str) -> None:

@@ -260,8 +260,15 @@ def validate_zone_admin(ctx: BlockContext, signer: bytes, zone_id: str) -> None:
         raise NotZoneAdminError(f"expected the admin key of {zone_id}, got {signer.hex()}")
 
 
-def validate_content(doc_type: str, doc_id: str, doc_hash: bytes, content: bytes | None) -> None:
-    """The document travelling beside the transaction is the one it names, and well-formed."""
+def validate_content(
+    doc_type: str, doc_id: str, doc_hash: bytes, content: bytes | None, *, checked_before: bool = False
+) -> None:
+    """The document travelling beside the transaction is the one it names, and well-formed.
+
+    ``checked_before``: this node already ran every check on this transaction (mempool
+    admission). The signed ``doc_hash`` pins the content, so confirming the hash is
+    enough; canonical JSON, schema and number were settled then.
+    """
     if content is None:
         raise DocumentMissingError(f"expected the content of {doc_id} beside its transaction")
     if len(content) > MAX_DOCUMENT_BYTES:
@@ -269,6 +276,8 @@ def validate_content(doc_type: str, doc_id: str, doc_hash: bytes, content: bytes
     actual = H(content)
     if actual != doc_hash:
         raise DocumentHashMismatchError(f"doc_hash: expected {doc_hash.hex()}, content hashes to {actual.hex()}")
+    if checked_before:
+        return
     try:
         document = parse_canonical_json(content)
     except JsonError as exc:
@@ -315,7 +324,9 @@ def check_doc_issue(ctx: BlockContext, envelope: Envelope, body: DocIssue, conte
         raise DocumentExistsError(f"{body.doc_id} is already issued; amend it instead")
     validate_new_content_hash(ctx, body.doc_hash)
     validate_attachments(ctx, body.doc_id, body.attachments)
-    validate_content(body.doc_type, body.doc_id, body.doc_hash, content)
+    validate_content(
+        body.doc_type, body.doc_id, body.doc_hash, content, checked_before=envelope.tx_hash in ctx.verified
+    )
 
 
 def check_doc_amend(ctx: BlockContext, envelope: Envelope, body: DocAmend, content: bytes | None) -> DocRecord:
@@ -328,7 +339,9 @@ def check_doc_amend(ctx: BlockContext, envelope: Envelope, body: DocAmend, conte
         )
     validate_new_content_hash(ctx, body.doc_hash)
     validate_attachments(ctx, body.doc_id, body.attachments)
-    validate_content(record.doc_type, body.doc_id, body.doc_hash, content)
+    validate_content(
+        record.doc_type, body.doc_id, body.doc_hash, content, checked_before=envelope.tx_hash in ctx.verified
+    )
     return record
 
 
@@ -468,7 +481,8 @@ def execute_block(
 ) -> ExecutedBlock:
     """Every check of a block against the chain's head; returns the batch, writes nothing.
 
-    ``verified`` names transactions whose signatures this node already checked (mempool);
+    ``verified`` names transactions this node already checked in full (mempool): their
+    signatures and document contents are not checked again, only bound by hash;
     ``verified_precommits`` the ``last_commit`` signatures already checked
     (:func:`ledger.blocks.compute_signature_digest`; the auditor's worker processes).
     """

@@ -69,6 +69,9 @@ class NodeConfig:
     """Pending bytes before submissions get 503."""
     max_body_bytes: int = 32 * 1024 * 1024
     """Largest HTTP request body (413 beyond)."""
+    max_block_txs: int = 1000
+    """This node's cap on the blocks it proposes (at most genesis ``max_block_txs``):
+    smaller blocks keep heights short so that commits pipeline."""
     rebroadcast_ms: int = 2000
     """Re-send own latest consensus messages while a round lasts this long."""
     validator_key_passphrase_env: str | None = None
@@ -125,7 +128,9 @@ class NodeConfig:
             if not isinstance(t, dict):
                 raise ConfigError("tls: expected a table with cert, key and ca")
             tls = TlsSettings(*(path_of_in(t, name, base) for name in ("cert", "key", "ca")))
-        known_ints = ("heartbeat_ms", "mempool_max_txs", "mempool_max_bytes", "max_body_bytes", "rebroadcast_ms")
+        known_ints = (
+            "heartbeat_ms", "mempool_max_txs", "mempool_max_bytes", "max_body_bytes", "rebroadcast_ms", "max_block_txs",
+        )
         ints = {}
         for name in known_ints:
             if name in raw:

@@ -20,6 +20,8 @@ from ledger.errors import LedgerError, MempoolFullError
 from ledger.transactions import Envelope
 from ledger.transition import BlockContext, apply_transaction
 
+_PENDING_BATCH_LIMIT = 200_000
+
 STATUS_PENDING = "pending"
 STATUS_COMMITTED = "committed"
 STATUS_REJECTED = "rejected"
@@ -115,19 +117,43 @@ class Mempool:
             self.bytes -= entry.size
         self.verified.discard(tx_hash)
         self._remember_rejection(tx_hash, error)
-        self.on_block_committed(())
+        self._rebuild()
 
-    def on_block_committed(self, tx_hashes: tuple[bytes, ...]) -> list[tuple[bytes, LedgerError]]:
-        """Drop committed transactions, then re-check the rest against the new head.
+    def on_block_committed(
+        self, tx_hashes: tuple[bytes, ...], block_txs: tuple[tuple[bytes, bytes | None], ...] = ()
+    ) -> list[tuple[bytes, LedgerError]]:
+        """Drop committed transactions and keep the pending view true to the new head.
 
-        Returns the transactions that no longer hold (e.g. a conflicting amendment that
-        lost the race); they are recorded as rejected, never silently forgotten.
+        The pending view already holds the effects of every committed transaction that
+        was pending here (only their log positions differ, which no admission rule
+        reads). So the usual case applies just the block's transactions this node had
+        not seen; only if one of them conflicts with what is pending is the view rebuilt
+        and every pending transaction re-checked. Those that no longer hold (e.g. an
+        amendment that lost a race) are returned and recorded as rejected, never dropped
+        silently. ``block_txs`` are the block's ``(tx_bytes, content)``; without them the
+        view is rebuilt.
         """
+        unseen = [(h, item) for h, item in zip(tx_hashes, block_txs, strict=False) if h not in self.entries]
         for tx_hash in tx_hashes:
             entry = self.entries.pop(tx_hash, None)
             if entry is not None:
                 self.bytes -= entry.size
             self.verified.discard(tx_hash)
+        pending = self._pending
+        if block_txs and len(pending.batch) < _PENDING_BATCH_LIMIT:
+            try:
+                for _, (tx_bytes, content) in unseen:
+                    apply_transaction(pending, 0, tx_bytes, content)
+            except LedgerError:
+                pass  # a committed transaction conflicts with a pending one: rebuild below
+            else:
+                # Committed now: a resubmission is a replay of the chain, not a duplicate here.
+                pending.seen_tx.difference_update(tx_hashes)
+                pending.height = self.chain.height + 1
+                return []
+        return self._rebuild()
+
+    def _rebuild(self) -> list[tuple[bytes, LedgerError]]:
         self._pending = BlockContext(self.chain, self.chain.height + 1, verified=frozenset(self.verified))
         dropped: list[tuple[bytes, LedgerError]] = []
         for tx_hash, entry in list(self.entries.items()):

@@ -210,6 +210,8 @@ class Node:
     async def _consume(self) -> None:
         while True:
             event = await self.events.get()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("event %s at h%d r%d", type(event).__name__, self.state.height, self.state.round)
             try:
                 self.state, actions = step(self.state, event)
                 await self._execute_all(actions)
@@ -275,6 +277,7 @@ class Node:
             time_ms=time_ms,
             last_commit=self.state.last_commit,
             verified=frozenset(self.mempool.verified),
+            max_txs=min(self.config.max_block_txs, self.genesis.consensus.max_block_txs),
         )
         for item in rejected:
             tx_hash = H(item.tx_bytes)
@@ -344,7 +347,8 @@ class Node:
         self.metrics.last_commit_time = time.monotonic()
         for signature in commit.signatures:
             self.last_signed[signature.validator] = max(self.last_signed.get(signature.validator, 0), height)
-        dropped = self.mempool.on_block_committed(executed.tx_hashes)
+        block = executed.block
+        dropped = self.mempool.on_block_committed(executed.tx_hashes, tuple(zip(block.txs, block.documents, strict=True)))
         block_hash = executed.block.block_hash
         for position, tx_hash in enumerate(executed.tx_hashes):
             self._resolve(

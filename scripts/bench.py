@@ -37,7 +37,8 @@ def register(subparsers: Any) -> None:
     ingest.add_argument("--zones", type=int, default=4)
     ingest.add_argument("--docs", type=int, default=5000)
     ingest.add_argument("--rate", type=float, default=1000.0, help="offered documents per second")
-    ingest.add_argument("--clients", type=int, default=8, help="concurrent officer clients")
+    ingest.add_argument("--clients", type=int, default=0,
+                        help="concurrent officer clients (default: enough to keep --rate in flight for 4 s)")
     ingest.add_argument("--batch", type=int, default=25, help="documents per request")
     ingest.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ingest.set_defaults(func=run_ingest)
@@ -285,13 +286,15 @@ def run_ingest(args: argparse.Namespace) -> int:
             envelope, _ = alliance.issue(zone, "certificate_of_origin", document, document_number("certificate_of_origin", document))
             items.append({"envelope": envelope.encode().hex(), "document": document})
         batches = [items[i:i + args.batch] for i in range(0, len(items), args.batch)]
+        # Clients wait for finality, so keeping the offered rate needs rate x latency in flight.
+        clients = args.clients or max(8, int(args.rate * 4 / args.batch) + 1)
         devnet = Devnet(layout)
         devnet.start()
         try:
             devnet.wait_healthy()
-            say(f"offering {args.docs:,} docs at {args.rate:,.0f}/s from {args.clients} clients in batches of {args.batch} ...")
+            say(f"offering {args.docs:,} docs at {args.rate:,.0f}/s from {clients} clients in batches of {args.batch} ...")
             latencies, committed, elapsed = asyncio.run(
-                _offer(batches, [z.url for z in layout.zones], args.rate, args.batch, args.clients)
+                _offer(batches, [z.url for z in layout.zones], args.rate, args.batch, clients)
             )
         finally:
             devnet.stop()
@@ -341,9 +344,11 @@ async def _offer(
         for _ in range(clients):
             await queue.put((-1, []))
 
+    limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
+
     async def client(k: int) -> None:
         nonlocal committed
-        async with httpx.AsyncClient(timeout=120.0) as http:
+        async with httpx.AsyncClient(timeout=120.0, limits=limits) as http:
             while True:
                 i, batch = await queue.get()
                 if i < 0:

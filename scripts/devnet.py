@@ -247,6 +247,8 @@ class Devnet:
         log_path = zone.config.parent / "node.log"
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         with open(log_path, "ab") as log_file:
+            if zone_id in os.environ.get("ZONELEDGER_PROFILE_ZONES", "").split(","):
+                env["ZONELEDGER_PROFILE"] = str(zone.config.parent / "node.prof")
             self.processes[zone_id] = subprocess.Popen(
                 [sys.executable, "-m", "scripts.cli", "node", "run", "--config", str(zone.config)],
                 stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(REPO_ROOT),

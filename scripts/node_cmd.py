@@ -30,8 +30,18 @@ def run_node(args: argparse.Namespace) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     node = load_node(args.config)
+    profile_path = os.environ.get("ZONELEDGER_PROFILE")
+    profiler = None
+    if profile_path:  # for "profile, say where the time goes": cProfile of the whole process
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     with contextlib.suppress(KeyboardInterrupt):
         serve(node)
+    if profiler is not None and profile_path:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
     # The node has closed its store and write-ahead log; skip interpreter finalization,
     # where FastAPI's caches keep the node's routes alive and a library finalizer prints
     # a spurious "Error in sys.excepthook" into the node log.

@@ -148,7 +148,7 @@ async function check(copy) {
   }
   const result = await verifyBundle(answer.bundle, { genesis: setup.genesis, genesisHash: setup.genesisHash }, copy);
   showResult(result, copy);
-  if (result.facts) addCommitTimes(result.facts).catch(() => {});
+  if (result.facts) addCommitTimes(result.facts).catch((exc) => console.warn("commit times:", exc.message));
 }
 
 // --- showing the verdict ------------------------------------------------------
@@ -319,8 +319,8 @@ function renderChart(headers, nowMs) {
     return;
   }
   const width = 600;
-  const height = 120;
-  const pad = 20;
+  const height = 80;
+  const pad = 16;
   const max = Math.max(1, ...hour.map((r) => r.header.tx_count));
   const step = (width - 2 * pad) / hour.length;
   const ns = "http://www.w3.org/2000/svg";
@@ -330,7 +330,7 @@ function renderChart(headers, nowMs) {
   const total = hour.reduce((n, r) => n + r.header.tx_count, 0);
   svg.setAttribute("aria-label", `${total} documents and transactions in ${hour.length} blocks over the last hour; at most ${max} in one block.`);
   hour.forEach((r, i) => {
-    const h = Math.max(1, (r.header.tx_count / max) * height);
+    const h = (r.header.tx_count / max) * height;
     const rect = document.createElementNS(ns, "rect");
     rect.setAttribute("x", String(pad + i * step + 1));
     rect.setAttribute("y", String(pad + height - h));
@@ -341,10 +341,13 @@ function renderChart(headers, nowMs) {
     rect.append(title);
     svg.append(rect);
   });
+  const axis = document.createElementNS(ns, "line");
+  for (const [k, v] of Object.entries({ x1: pad, x2: width - pad, y1: pad + height, y2: pad + height })) axis.setAttribute(k, String(v));
+  svg.append(axis);
   const label = document.createElementNS(ns, "text");
   label.setAttribute("x", String(pad));
   label.setAttribute("y", String(pad - 6));
-  label.textContent = `max ${max} per block`;
+  label.textContent = `${hour.length} blocks; at most ${max} per block`;
   svg.append(label);
   box.replaceChildren(svg);
 }
@@ -382,6 +385,13 @@ function wire() {
     const file = input.files[0];
     if (file) await check(await readCopy(file));
     input.value = "";
+  });
+  // Enter opens the file picker too (Space does natively), so the drop zone works from the keyboard.
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      input.click();
+    }
   });
   for (const type of ["dragenter", "dragover"]) {
     zone.addEventListener(type, (e) => {

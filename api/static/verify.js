@@ -92,7 +92,18 @@ const CODEC = { sortKeys: true, useBigInt64: true };
 
 /** cb(x): MessagePack with sorted keys and minimal integers. */
 export function encodeCanonical(value) {
-  return encode(value, CODEC);
+  return encode(withWideIntegersAsBigInt(value), CODEC);
+}
+
+// With useBigInt64 the encoder writes a *number* beyond 32 bits as a float; cb needs
+// uint64/int64 there, which it writes for a bigint.
+function withWideIntegersAsBigInt(value) {
+  if (typeof value === "number" && Number.isInteger(value) && (value > 0xffffffff || value < -0x80000000)) return BigInt(value);
+  if (Array.isArray(value)) return value.map(withWideIntegersAsBigInt);
+  if (value !== null && typeof value === "object" && !(value instanceof Uint8Array)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withWideIntegersAsBigInt(v)]));
+  }
+  return value;
 }
 
 /** Decode canonical bytes; refuse anything cb would not have produced. */
@@ -615,9 +626,10 @@ async function validateIntegrityRule(bundle, copy, s) {
   const attachment = current.attachments.find((a) => hashes.includes(a.sha256));
   if (matches(current)) {
     s.verdict = revoked ? "revoked" : "valid";
+    const what = attachment ? `Your file is attached to the registered current version of ${s.current.docId}` : "Your copy is exactly the registered current version";
     s.verdictReason = revoked
-      ? "Your copy is the registered current version, but the issuing zone has revoked it."
-      : "Your copy is exactly the registered current version, and it is in force.";
+      ? `${what}, but the issuing zone has revoked it.`
+      : `${what}, and it is in force.`;
     return attachment
       ? `Your file is the attachment "${attachment.name}" registered with the current version.`
       : "Your copy's fingerprint equals the current version's.";

@@ -159,7 +159,9 @@ def test_broadcast_reaches_every_other_node_in_order() -> None:
         async with cluster() as nodes, network(0, nodes) as net:
             for i in range(20):
                 net.broadcast("vote", bytes([i]))
+            # The handler runs before the reply reaches the client: wait for both.
             await until(lambda: all(len(n.received) == 20 for n in nodes[1:]))
+            await until(lambda: all(s.sent == 20 for s in net.stats().values()))
             for node in nodes[1:]:
                 assert [m.body for m in node.received] == [bytes([i]) for i in range(20)]
                 assert {(m.sender, m.kind, m.chain_id) for m in node.received} == {(0, "vote", CHAIN)}

@@ -81,3 +81,45 @@ def test_commit_removes_and_rechecks(alliance: Alliance) -> None:
     assert all(isinstance(e, errors.OfficerRevokedError) for _, e in dropped)
     assert len(pool) == 0 and pool.bytes == 0
     assert pool.status(entries[1][0].tx_hash) == STATUS_REJECTED
+
+
+def test_block_of_pending_transactions_keeps_the_pending_view(alliance: Alliance) -> None:
+    chain = alliance.chain()
+    pool = Mempool(chain)
+    entries = [alliance.issue(TEDA, COO, coo(f"V-{i}"), f"V-{i}") for i in range(3)]
+    for env, content in entries:
+        pool.add(env.encode(), content)
+    # Another proposer commits two of them in a different order than our pool's.
+    block = alliance.commit_next(chain, [entries[1], entries[0]])
+    from ledger.transactions import Envelope
+
+    hashes = tuple(Envelope.decode(t).tx_hash for t in block.txs)
+    assert pool.on_block_committed(hashes, tuple(zip(block.txs, block.documents, strict=True))) == []
+    assert list(pool.entries) == [entries[2][0].tx_hash]
+    # The pending view still knows V-2 is pending: amending it is admitted, issuing it again is not.
+    v2 = coo("V-2")
+    amend, content = alliance.amend(TEDA, f"{TEDA}/V-2", v2 | {"name": "x"}, compute_doc_hash(v2), "fix")
+    pool.add(amend.encode(), content)
+    again, content = alliance.issue(TEDA, COO, v2 | {"name": "y"}, "V-2")
+    with pytest.raises(errors.DocumentExistsError):
+        pool.add(again.encode(), content)
+    # and a committed transaction offered again is a replay
+    with pytest.raises(errors.ReplayedTransactionError):
+        pool.add(entries[0][0].encode(), entries[0][1])
+
+
+def test_conflicting_block_from_elsewhere_rejects_the_pending_loser(alliance: Alliance) -> None:
+    chain = alliance.chain()
+    alliance.commit_next(chain, [alliance.issue(TEDA, COO, coo("R-1"), "R-1")])
+    pool = Mempool(chain)
+    first = compute_doc_hash(coo("R-1"))
+    ours, content = alliance.amend(TEDA, f"{TEDA}/R-1", coo("R-1") | {"name": "ours"}, first, "ours")
+    pool.add(ours.encode(), content)
+    theirs = alliance.amend(TEDA, f"{TEDA}/R-1", coo("R-1") | {"name": "theirs"}, first, "theirs")
+    block = alliance.commit_next(chain, [theirs])
+    from ledger.transactions import Envelope
+
+    hashes = tuple(Envelope.decode(t).tx_hash for t in block.txs)
+    dropped = pool.on_block_committed(hashes, tuple(zip(block.txs, block.documents, strict=True)))
+    assert [(h, type(e)) for h, e in dropped] == [(ours.tx_hash, errors.StaleSupersedesError)]
+    assert len(pool) == 0 and pool.status(ours.tx_hash) == STATUS_REJECTED
