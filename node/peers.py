@@ -63,6 +63,8 @@ KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 2.0
+CLOSE_GRACE_S = 1.0
+"""How long ``close`` lets an exchange in progress finish before cancelling it."""
 
 _MESSAGE_FIELDS = frozenset({"chain_id", "sender", "kind", "time_ms", "body"})
 _SIGNED_FIELDS = frozenset({"msg", "sig"})
@@ -258,11 +260,6 @@ def compute_backoff_s(consecutive_failures: int) -> float:
     return float(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(consecutive_failures - 1, 16)))
 
 
-async def _back_off(link: _PeerLink) -> None:
-    # Jitter keeps a recovering peer from being hit by every validator at the same instant.
-    await asyncio.sleep(compute_backoff_s(link.consecutive_failures) * random.uniform(0.5, 1.0))
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -298,6 +295,7 @@ class PeerNetwork:
         }
         self._client: httpx.AsyncClient | None = None
         self._closed = False
+        self._stopping = asyncio.Event()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -321,10 +319,18 @@ class PeerNetwork:
     async def close(self) -> None:
         """Stop every sender task and the client; queued messages are abandoned."""
         self._closed = True
+        self._stopping.set()
+        for link in self._links.values():
+            link.wakeup.set()
         tasks = [link.task for link in self._links.values() if link.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # Idle and backing-off senders return at once; one in the middle of an exchange
+            # gets a moment to finish, because cancelling httpx inside a TLS handshake
+            # leaks the socket.
+            _, pending = await asyncio.wait(tasks, timeout=min(CLOSE_GRACE_S, self._timeout_s))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         for link in self._links.values():
             link.task = None
         if self._client is not None:
@@ -417,8 +423,8 @@ class PeerNetwork:
             raise PeerUnavailableError(f"{url}: expected a reachable peer, got {type(exc).__name__}: {exc}") from exc
 
     async def _drain(self, link: _PeerLink) -> None:
-        """Deliver one peer's queue in order, forever; back off while the peer is down."""
-        while True:
+        """Deliver one peer's queue in order until closed; back off while the peer is down."""
+        while not self._closed:
             if link.in_flight is None:
                 if not link.queue:
                     link.wakeup.clear()
@@ -432,12 +438,12 @@ class PeerNetwork:
                 link.on_unreachable()
                 if link.consecutive_failures == 1:
                     log.info("peer %d down: %s", link.index, exc)
-                await _back_off(link)
+                await self._back_off(link)
                 continue
             except Exception:  # noqa: BLE001 - a dead sender task would cut this peer off silently
                 link.on_unreachable()
                 log.exception("peer %d: unexpected failure while sending", link.index)
-                await _back_off(link)
+                await self._back_off(link)
                 continue
             if 200 <= status < 300:
                 link.on_success()
@@ -445,12 +451,19 @@ class PeerNetwork:
             elif status >= 500 or status in (408, 429):
                 # The peer is overloaded or failing, not refusing this message: retry it.
                 link.on_unreachable()
-                await _back_off(link)
+                await self._back_off(link)
             else:
                 # 4xx: the peer will never accept these bytes; retrying would block the queue.
                 link.on_refused()
                 link.in_flight = None
                 log.warning("peer %d refused a message: %d %s", link.index, status, _problem_type(content))
+
+    async def _back_off(self, link: _PeerLink) -> None:
+        """Wait before retrying a peer that is down; ``close`` cuts the wait short."""
+        # Jitter keeps a recovering peer from being hit by every validator at the same instant.
+        delay = compute_backoff_s(link.consecutive_failures) * random.uniform(0.5, 1.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
 
     def stats(self) -> dict[int, PeerStats]:
         """A snapshot of every peer link."""

@@ -46,8 +46,11 @@ def _require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in
+    # this thread while it lives, and every later test that calls asyncio.run() would
+    # then fail with "cannot be called from a running event loop".
     _require(Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None,
              f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
     try:
