@@ -415,31 +415,39 @@ def jcs_reference(value: Any) -> bytes:
     return rfc8785.dumps(value)
 
 
-# Floats and integers beyond 2^53 can only stand outside string literals. Splitting on
-# '"' leaves the skeleton between strings (a few hundred bytes for a 5 KB certificate)
-# at C speed; an escaped quote would break that parity, so it takes the slow path.
-_FLOAT_OR_LONG_NUMBER = re.compile(rb"\d[.eE]|\d{16}")
+def _holds_float_or_long_integer(value: Any) -> bool:
+    """Whether a parsed JSON value holds a float or an integer beyond 2^53 anywhere.
 
-
-def _may_hold_float_or_long_number(data: bytes) -> bool:
-    if b'\\"' in data:
-        return True
-    skeleton = b"".join(data.split(b'"')[::2])
-    return _FLOAT_OR_LONG_NUMBER.search(skeleton) is not None
+    An explicit stack over containers only (strings are skipped by type): on a 5 KB
+    certificate this costs about half of any scan of the raw bytes.
+    """
+    stack = [value]
+    pop = stack.pop
+    extend = stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is dict:
+            extend(item.values())
+        elif kind is list:
+            extend(item)
+        elif kind is float or kind is int and not -MAX_SAFE_JSON_INTEGER <= item <= MAX_SAFE_JSON_INTEGER:
+            return True
+    return False
 
 
 def parse_canonical_json(data: bytes) -> Any:
     """Parse JSON that must already be in JCS form (document contents in a block).
 
-    This is on the ledger's hot path: orjson parses, and a scan of the bytes decides
-    whether the slower, precise parser must look for floats or integers beyond 2^53
-    (which orjson would accept).
+    This is on the ledger's hot path: orjson parses (it accepts floats and integers up to
+    64 bits, which documents may not hold); a walk of the parsed value finds those, and
+    then the precise parser names the fault.
     """
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise JsonError(f"expected JSON, got {exc}") from exc
-    if _may_hold_float_or_long_number(data):
+    if _holds_float_or_long_integer(value):
         value = parse_json(data, allow_duplicates=True)
     if _jcs_of_checked(value) != data:
         raise JsonError("expected the document in RFC 8785 canonical form, got other bytes")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 from ledger.errors import StoreError, StoreLockedError
@@ -100,6 +101,8 @@ class LevelDBStore:
         import plyvel  # local: keep plyvel out of pure-ledger imports
 
         self.path = str(path)
+        if create:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = plyvel.DB(
                 self.path,
