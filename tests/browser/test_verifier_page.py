@@ -222,8 +222,8 @@ def test_doctored_node_page_reason_names_the_signature(browser: Any, devnet: Dev
 
 def test_typed_certificate_number_shows_status(page: Any, devnet: DevnetLayout) -> None:
     probe = httpx.post(f"{devnet.zones[0].url}/v1/verify", json={"number": "CO-2026-004417"})
-    if probe.status_code != 200:
-        pytest.skip(f"the node does not look documents up by number yet ({probe.status_code})")
+    assert probe.status_code == 200 and probe.json()["matched"] == "number", probe.text
+    assert probe.json()["doc_id"] == "BY-GREATSTONE/CO-2026-004417"
     page.fill("#number", "CO-2026-004417")
     page.keyboard.press("Enter")
     assert wait_verdict(page) == "revoked"
