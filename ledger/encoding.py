@@ -85,9 +85,10 @@ def _canonical(value: Any) -> Any:
 def cb(value: Any) -> bytes:
     """Canonical bytes of ``value`` (DESIGN §2)."""
     try:
-        return msgpack.packb(_canonical(value), use_bin_type=True)
+        packed: bytes = msgpack.packb(_canonical(value), use_bin_type=True)
     except UnicodeEncodeError as exc:
         raise EncodingError(f"expected valid Unicode text, got {exc.reason}") from exc
+    return packed
 
 
 def _is_sorted_and_plain(value: Any) -> bool:
