@@ -17,7 +17,6 @@ from ledger.encoding import expect_bytes, expect_list, expect_map, jcs_of_parsed
 from ledger.errors import (
     EncodingError,
     JsonError,
-    LedgerError,
     MempoolFullError,
     NotFoundError,
     RequestMalformedError,
@@ -221,6 +220,3 @@ def render_metrics(node: Node) -> str:
             lines.append(f'zoneledger_request_seconds_count{{route="{route}"}} {len(samples)}')
     return "\n".join(lines) + "\n"
 
-
-def raise_for(error: LedgerError) -> None:
-    raise error

@@ -859,7 +859,7 @@ _SELECTORS: Final[Mapping[str, Callable[[Any], _Schema]]] = {
     "certificate_of_non_manipulation": lambda _document: _CERTIFICATE_OF_NON_MANIPULATION,
 }
 
-_NUMBER_FIELDS: Final[Mapping[str, str]] = {
+NUMBER_FIELDS: Final[Mapping[str, str]] = {
     "certificate_of_origin": "iD",
     "customs_declaration": "declarationId",
     "commercial_invoice": "id",
@@ -904,7 +904,7 @@ def document_number(doc_type: str, document: Any) -> str:
     read before or after :func:`validate_document`.
     """
     _get_selector(doc_type)
-    field = _NUMBER_FIELDS[doc_type]
+    field = NUMBER_FIELDS[doc_type]
     if type(document) is not dict:
         raise DocumentSchemaError(f"expected an object, got {_describe(document)}", path="")
     if field not in document:

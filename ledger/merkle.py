@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ledger.encoding import HASH_SIZE, H
+from ledger.encoding import HASH_SIZE, H, pack_uint64
 from ledger.errors import ConsistencyProofError, InclusionProofError, StoreCorruptError
 from ledger.store import KVReader, WriteBatch
 
@@ -311,10 +311,6 @@ def verify_consistency(
 # --- the persisted log -------------------------------------------------------
 
 
-def _pack_u64(value: int) -> bytes:
-    return value.to_bytes(8, "big")
-
-
 class MerkleLog:
     """An append-only RFC 9162 log persisted through the narrow KV interface.
 
@@ -353,7 +349,7 @@ class MerkleLog:
     # --- storage access ---
 
     def _node_key(self, level: int, index: int) -> bytes:
-        return self._level_keys[level] + _pack_u64(index)
+        return self._level_keys[level] + pack_uint64(index)
 
     def _get_node(self, level: int, index: int) -> bytes:
         """The stored root of the perfect subtree (level, index); it must exist."""
@@ -424,7 +420,7 @@ class MerkleLog:
         record = self._reader.get(self._size_key)
         stored = self._parse_size(record)
         pending = batch.ops.get(self._size_key)
-        if pending is not None and pending != _pack_u64(stored):
+        if pending is not None and pending != pack_uint64(stored):
             # Rebuilding from a reader that misses the batch would overwrite leaves.
             raise ValueError(
                 f"expected a reader that sees the batch (log size {int.from_bytes(pending, 'big')}), "

@@ -98,7 +98,10 @@ class LevelDBStore:
     """LevelDB through plyvel. One process may open a directory at a time."""
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
-        import plyvel  # local: keep plyvel out of pure-ledger imports
+        import plyvel  # here, not at module level: in-memory users never load LevelDB
+
+        # Kept for the translation of foreign errors; reads and writes are the hot path.
+        self._error: type[Exception] = plyvel.Error
 
         self.path = str(path)
         if create:
@@ -122,17 +125,13 @@ class LevelDBStore:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
 
     def get(self, key: bytes) -> bytes | None:
-        import plyvel
-
         try:
             value: bytes | None = self.db.get(key)
-        except plyvel.Error as exc:
+        except self._error as exc:
             raise StoreError(f"read failed in {self.path}: {exc}") from exc
         return value
 
     def write(self, batch: WriteBatch, *, sync: bool = True) -> None:
-        import plyvel
-
         try:
             with self.db.write_batch(sync=sync) as wb:
                 for key, value in batch.ops.items():
@@ -140,15 +139,13 @@ class LevelDBStore:
                         wb.delete(key)
                     else:
                         wb.put(key, value)
-        except plyvel.Error as exc:
+        except self._error as exc:
             raise StoreError(f"write failed in {self.path}: {exc}") from exc
 
     def iterate(self, prefix: bytes, *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
-        import plyvel
-
         try:
             yield from self.db.iterator(prefix=prefix, reverse=reverse)
-        except plyvel.Error as exc:
+        except self._error as exc:
             raise StoreError(f"iteration failed in {self.path}: {exc}") from exc
 
     def close(self) -> None:

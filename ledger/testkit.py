@@ -15,6 +15,7 @@ from typing import Any
 
 from ledger.blocks import PRECOMMIT, Block, CommitCertificate, Vote, build_commit
 from ledger.chain import Chain
+from ledger.documents import NUMBER_FIELDS
 from ledger.encoding import compute_doc_hash, jcs
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
@@ -175,11 +176,8 @@ def load_example(name: str) -> dict[str, Any]:
     return value
 
 
-NUMBER_FIELDS = {"certificate_of_origin": "iD", "customs_declaration": "declarationId"}
-
-
 def with_number(document: dict[str, Any], doc_type: str, number: str) -> dict[str, Any]:
-    """A copy of a certificate or declaration renumbered."""
+    """A copy of ``document`` carrying another number (the field depends on the type)."""
     copy: dict[str, Any] = json.loads(json.dumps(document))
     copy[NUMBER_FIELDS[doc_type]] = number
     return copy

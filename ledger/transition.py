@@ -90,6 +90,7 @@ from ledger.errors import (
     WrongPrevHashError,
     WrongProposerError,
 )
+from ledger.keys import is_valid_public_key
 from ledger.merkle import MerkleLog
 from ledger.store import Overlay, WriteBatch
 from ledger.transactions import (
@@ -360,8 +361,6 @@ def check_doc_revoke(ctx: BlockContext, envelope: Envelope, body: DocRevoke, con
 
 def check_officer_register(ctx: BlockContext, envelope: Envelope, body: OfficerRegister, content: bytes | None) -> None:
     validate_zone_admin(ctx, envelope.tx.signer, body.zone_id)
-    from ledger.keys import is_valid_public_key
-
     if not is_valid_public_key(body.officer_key):
         raise MalformedTransactionError(f"officer_key: expected an Ed25519 public key, got {body.officer_key.hex()}")
     status = ctx.view.get_officer_status(body.zone_id, body.officer_key)
