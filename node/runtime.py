@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.blocks import Block, CommitCertificate, SignedVote, compute_max_faulty, validate_commit
+from ledger.blocks import PRECOMMIT, Block, CommitCertificate, SignedVote, compute_max_faulty, validate_commit
 from ledger.chain import OFFICER_ACTIVE, Chain
 from ledger.encoding import H, cb, decode_cb, expect_bytes, expect_int, expect_list, expect_map
 from ledger.errors import BlockError, ConfigError, LedgerError, NodeUnavailableError, PeerMalformedError
@@ -517,7 +517,9 @@ class Node:
         self._verify_once(body, lambda: signed.verify(self.genesis.validators))
         vote = signed.vote
         self._saw_height(vote.validator, vote.height)
-        self.last_signed[vote.validator] = max(self.last_signed.get(vote.validator, 0), vote.height - 1)
+        if vote.type == PRECOMMIT and vote.block_hash is not None:
+            # Only a precommit for a block shows the validator signed at that height.
+            self.last_signed[vote.validator] = max(self.last_signed.get(vote.validator, 0), vote.height)
         self.events.put_nowait(VoteReceived(signed))
 
     def _on_proposal_message(self, sender: int, body: bytes) -> None:
