@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import struct
 from typing import Any
 
@@ -11,7 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import errors
-from ledger.encoding import cb, decode_cb, jcs, jcs_reference, parse_canonical_json, parse_json
+from ledger.encoding import (
+    _holds_float_or_long_integer,
+    cb,
+    decode_cb,
+    jcs,
+    jcs_reference,
+    may_hold_float_or_long_integer,
+    parse_canonical_json,
+    parse_json,
+)
 from ledger.transactions import Envelope
 
 scalars = (
@@ -154,3 +165,56 @@ def test_floats_and_long_integers_refused_in_canonical_documents(raw: bytes) -> 
 def test_times_and_safe_integers_accepted_in_canonical_documents() -> None:
     raw = b'{"n":9007199254740991,"t":"2026-11-26T10:00:00.500Z","x":"1,5.3"}'
     assert parse_canonical_json(raw)["n"] == 2**53 - 1
+
+
+# --- the number screen on the hot path, and its compiled twin ----------------------
+
+native_screen = importlib.import_module("ledger._jsonscan").may_hold_float_or_long_integer
+
+number_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.sampled_from('0123456789.eE-+"\\ aé\U0001f600'), max_size=20),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=6), children, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(number_json)
+def test_number_screen_never_clears_a_float_or_long_integer(value: Any) -> None:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    parsed = json.loads(text)
+    if _holds_float_or_long_integer(parsed):
+        assert may_hold_float_or_long_integer(text)
+    assert native_screen(text) == may_hold_float_or_long_integer(text)
+
+
+@given(st.binary(max_size=64))
+def test_number_screen_native_agrees_on_any_bytes(raw: bytes) -> None:
+    assert native_screen(raw) == may_hold_float_or_long_integer(raw)
+
+
+@pytest.mark.parametrize(
+    ("text", "may_hold"),
+    [
+        (b'{"a":"1.5","b":"1e5","c":"1234567890123456"}', False),  # inside strings
+        (rb'{"a":"\\","b":1.5}', True),  # an escaped backslash ends before the quote
+        (rb'{"a":"\"1.5","b":2}', False),  # an escaped quote does not end the string
+        (b'[true,false,null,-123456789012345]', False),  # 15 digits fit below 2^53
+        (b'[1234567890123456]', True),
+        (b'[-0.0]', True),
+        (b'[1E2]', True),
+    ],
+)
+def test_number_screen_examples(text: bytes, may_hold: bool) -> None:
+    assert may_hold_float_or_long_integer(text) is may_hold
+    assert native_screen(text) is may_hold
+
+
+def test_number_screen_is_compiled() -> None:
+    # The hot path must run the compiled screen: without it every document takes the walk.
+    from ledger import encoding
+
+    assert encoding._may_hold_float_or_long_integer is native_screen
