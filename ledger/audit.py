@@ -67,7 +67,6 @@ from ledger.transactions import (
     Envelope,
     OfficerRegister,
     OfficerRevoke,
-    split_doc_id,
 )
 from ledger.transition import commit_block, execute_block, validate_content
 
@@ -509,17 +508,17 @@ class _Tally:
             body = envelope.tx.body
             signer = envelope.tx.signer
             if isinstance(body, DocIssue):
-                zone_id, _ = split_doc_id(body.doc_id)
+                zone_id = body.zone_id
                 self.doc_types[body.doc_id] = body.doc_type
                 report.documents_by_type[body.doc_type] = report.documents_by_type.get(body.doc_type, 0) + 1
                 report.documents_by_zone[zone_id] = report.documents_by_zone.get(zone_id, 0) + 1
                 self.officer(zone_id, signer, "issues")
             elif isinstance(body, DocAmend):
-                zone_id, _ = split_doc_id(body.doc_id)
+                zone_id = body.zone_id
                 report.amendments += 1
                 self.officer(zone_id, signer, "amends")
             elif isinstance(body, DocRevoke):
-                zone_id, _ = split_doc_id(body.doc_id)
+                zone_id = body.zone_id
                 self.officer(zone_id, signer, "revokes")
                 report.revocations.append({
                     "doc_id": body.doc_id, "doc_type": self.doc_types.get(body.doc_id), "reason": body.reason,

@@ -133,6 +133,16 @@ class DocIssue:
     attachments: tuple[Attachment, ...] = ()
     """Files registered with this version."""
 
+    @property
+    def zone_id(self) -> str:
+        """The zone part of ``doc_id`` (``from_wire`` checked its shape)."""
+        return self.doc_id.partition("/")[0]
+
+    @property
+    def number(self) -> str:
+        """The document's own number: the part of ``doc_id`` after the zone."""
+        return self.doc_id.partition("/")[2]
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "doc_type": self.doc_type,
@@ -170,6 +180,16 @@ class DocAmend:
     attachments: tuple[Attachment, ...] = ()
     """Files registered with the new version."""
 
+    @property
+    def zone_id(self) -> str:
+        """The zone part of ``doc_id`` (``from_wire`` checked its shape)."""
+        return self.doc_id.partition("/")[0]
+
+    @property
+    def number(self) -> str:
+        """The document's own number: the part of ``doc_id`` after the zone."""
+        return self.doc_id.partition("/")[2]
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "doc_id": self.doc_id,
@@ -204,6 +224,16 @@ class DocRevoke:
     """Its current version's hash."""
     reason: str
     """Why, in the officer's words."""
+
+    @property
+    def zone_id(self) -> str:
+        """The zone part of ``doc_id`` (``from_wire`` checked its shape)."""
+        return self.doc_id.partition("/")[0]
+
+    @property
+    def number(self) -> str:
+        """The document's own number: the part of ``doc_id`` after the zone."""
+        return self.doc_id.partition("/")[2]
 
     def to_wire(self) -> dict[str, Any]:
         return {"doc_id": self.doc_id, "doc_hash": self.doc_hash, "reason": self.reason}
