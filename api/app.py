@@ -3,7 +3,9 @@
 One FastAPI app serves the public, officer and member API under ``/v1`` (OpenAPI at
 ``/docs``), the peer endpoints under ``/peer/v1``, health and metrics. Errors are
 problem+json (``api.errors``); bodies beyond the node's limit get 413 before anything
-reads them.
+reads them. Responses to clients that accept gzip are compressed (a proof bundle is
+mostly hex and shrinks to about 40 %); peer traffic is not, since validators share
+their cores with the work compression would slow.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Awaitable, Callable, Iterator
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import BodyLimitMiddleware, install_error_handlers
 from api.page import make_page_router
@@ -25,10 +29,28 @@ from api.routes_member import make_member_router
 from api.routes_peer import make_peer_router
 from api.routes_proofs import make_proof_router
 from api.routes_public import make_public_router
+from node.peers import PEER_PREFIX
 from node.runtime import Node
 
 log = logging.getLogger("zoneledger.api")
 LATENCY_SAMPLES = 2000
+GZIP_MINIMUM_BYTES = 1024
+GZIP_LEVEL = 6
+
+
+class ClientGZipMiddleware:
+    """gzip for client responses (when the client accepts it), never for ``exclude_prefix``."""
+
+    def __init__(self, app: ASGIApp, *, exclude_prefix: str = PEER_PREFIX) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
+        self.exclude_prefix = exclude_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not str(scope.get("path", "")).startswith(self.exclude_prefix):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def create_app(node: Node) -> FastAPI:
@@ -70,6 +92,7 @@ def create_app(node: Node) -> FastAPI:
         allow_headers=["content-type"],
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes)
+    app.add_middleware(ClientGZipMiddleware)
     return app
 
 
