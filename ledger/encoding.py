@@ -313,12 +313,13 @@ def _type_name(value: Any) -> str:
 
 # --- JSON canonicalisation (RFC 8785) --------------------------------------
 
-_ASTRAL_LEAD_BYTES = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
-
-
 def _has_astral_character(encoded: bytes) -> bool:
-    # Five substring searches (memchr speed) cost a tenth of one character-class regex.
-    return any(lead in encoded for lead in _ASTRAL_LEAD_BYTES)
+    # Lead bytes F0-F4 begin every 4-byte UTF-8 sequence. Five substring searches
+    # (memchr speed) cost a tenth of one character-class regex over a 5 KB document.
+    return (
+        b"\xf0" in encoded or b"\xf1" in encoded or b"\xf2" in encoded or b"\xf3" in encoded
+        or b"\xf4" in encoded
+    )
 
 
 def _reject_float(text: str) -> Any:
