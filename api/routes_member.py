@@ -41,7 +41,7 @@ def document_view(node: Node, doc_id: str) -> dict[str, Any]:
         }
         location = node.chain.get_tx_location(entry.tx_hash)
         if location is not None:
-            block = node.chain.get_block(location.height)
+            block = node.chain.get_stored_block(location.height)
             if block is not None:
                 tx = Envelope.decode(block.txs[location.index]).tx
                 item["signer"] = tx.signer.hex()

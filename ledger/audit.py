@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ledger.blocks import Block, CommitCertificate, compute_signature_digest
-from ledger.chain import KEY_GENESIS, KEY_HEAD, Chain, key_commit, key_header
+from ledger.chain import KEY_GENESIS, KEY_HEAD, Chain, StoredBlock, key_commit, key_header
 from ledger.encoding import H
 from ledger.errors import (
     AuditCommitMismatchError,
@@ -80,8 +80,13 @@ PROGRESS_INTERVAL_S = 0.5
 # --- sources ---------------------------------------------------------------
 
 
+SourceBlock = bytes | Block | LedgerError
+"""A block as a source gives it: wire bytes to decode, a block a store put back together,
+or the reason the source could not produce it (reported at that height)."""
+
+
 class BlockSource(Protocol):
-    """Where the blocks come from: yields ``(height, block_bytes, commit_bytes)`` in order."""
+    """Where the blocks come from: yields ``(height, block, commit_bytes)`` in order."""
 
     description: str
     """Shown in the report (a path or a URL)."""
@@ -94,7 +99,7 @@ class BlockSource(Protocol):
         """The genesis hash the source records, when it records one."""
         ...
 
-    def blocks(self) -> Iterator[tuple[int, bytes, bytes | None]]:
+    def blocks(self) -> Iterator[tuple[int, SourceBlock, bytes | None]]:
         """Every stored block in height order (including any after the claimed head)."""
         ...
 
@@ -138,10 +143,15 @@ class StoreSource:
     def genesis_hash(self) -> bytes | None:
         return self.store.get(KEY_GENESIS)
 
-    def blocks(self) -> Iterator[tuple[int, bytes, bytes | None]]:
+    def blocks(self) -> Iterator[tuple[int, SourceBlock, bytes | None]]:
         for key, value in self.store.iterate(b"b/"):
             height = int.from_bytes(key[2:], "big")
-            yield height, value, self.store.get(key_commit(height))
+            block: SourceBlock
+            try:
+                block = StoredBlock.decode(value, height).assemble(self.store)
+            except LedgerError as exc:
+                block = exc
+            yield height, block, self.store.get(key_commit(height))
 
     def stored_header(self, height: int) -> bytes | None:
         return self.store.get(key_header(height))
@@ -596,7 +606,7 @@ def _replay(
             if item is None:
                 exhausted = True
                 return
-            height, block_bytes, commit_bytes = item
+            height, source_block, commit_bytes = item
             if height != expected_height or height > head:
                 # Stop reading: the gap or the extra block is reported when its turn comes.
                 exhausted = True
@@ -607,7 +617,9 @@ def _replay(
             expected_height += 1
             pending = _Pending(height, None, None, commit_bytes, None)
             try:
-                pending.block = Block.decode(block_bytes)
+                if isinstance(source_block, LedgerError):
+                    raise source_block
+                pending.block = source_block if isinstance(source_block, Block) else Block.decode(source_block)
                 if commit_bytes is not None:
                     pending.commit = CommitCertificate.decode(commit_bytes)
             except LedgerError as exc:

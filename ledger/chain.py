@@ -9,13 +9,13 @@ Key layout (all keys are bytes; ``h8`` is a big-endian uint64, ``\\0`` separates
 
     m/genesis                 genesis_hash
     m/head                    cb({"height", "block_hash"})        written last in each block batch
-    b/<h8>                    block bytes
+    b/<h8>                    cb(StoredBlock): header, last_commit, txs, content hashes
     h/<h8>                    header bytes
     c/<h8>                    canonical commit certificate of height h
     t/<tx_hash>               cb({"height", "index", "log_index"})
     d/<doc_id>                cb(DocRecord)                       current state of a document
     v/<doc_id>\\0<seq4>        cb(HistoryEntry)                    every transaction of a document
-    x/<doc_hash>              the document's JCS bytes
+    x/<doc_hash>              the document's JCS bytes (its only copy; blocks name it)
     k/<doc_hash>              cb({"doc_id", "version"})            lookup by content hash
     a/<sha256>                cb({"doc_id", "version", "name", "media_type", "size"})
     n/<number>\\0<doc_id>      empty                               lookup by the document's own number
@@ -33,8 +33,8 @@ from typing import Any
 import msgpack
 
 from ledger.blocks import Block, CommitCertificate, Header
-from ledger.encoding import ZERO_HASH, pack_uint64
-from ledger.errors import GenesisError, StoreCorruptError
+from ledger.encoding import ZERO_HASH, cb, decode_cb, expect_bytes, expect_list, expect_map, pack_uint64
+from ledger.errors import BlockMalformedError, GenesisError, LedgerError, StoreCorruptError
 from ledger.genesis import Genesis
 from ledger.merkle import MerkleLog
 from ledger.smt import NodeCache, StateTree
@@ -215,6 +215,81 @@ class TxLocation:
     """Leaf in the document log."""
 
 
+_STORED_BLOCK_FIELDS = frozenset({"header", "last_commit", "txs", "content_hashes"})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlock:
+    """A block as the store keeps it under ``b/``: each document's content by its hash.
+
+    A content is stored once, under ``x/<doc_hash>`` (a content hash is registered only
+    once), so the block record names it instead of carrying a second copy: half the
+    bytes written per document, and a record small enough to read for its
+    transactions alone. :meth:`Chain.get_block` puts the block back together.
+    """
+
+    header: Header
+    """The block's header."""
+    last_commit: CommitCertificate | None
+    """Certificate of the previous block; ``None`` at height 1."""
+    txs: tuple[bytes, ...]
+    """Canonical envelope bytes, in log order."""
+    content_hashes: tuple[bytes | None, ...]
+    """For each transaction, the hash of the content beside it (issue, amend) or ``None``."""
+
+    @classmethod
+    def from_block(cls, block: Block, content_hashes: tuple[bytes | None, ...]) -> StoredBlock:
+        return cls(block.header, block.last_commit, block.txs, content_hashes)
+
+    def encode(self) -> bytes:
+        return cb({
+            "header": self.header.to_wire(),
+            "last_commit": None if self.last_commit is None else self.last_commit.to_wire(),
+            "txs": list(self.txs),
+            "content_hashes": list(self.content_hashes),
+        })
+
+    @classmethod
+    def decode(cls, data: bytes, height: int) -> StoredBlock:
+        """Parse a ``b/`` record: canonical bytes of exactly these fields, or
+        :class:`~ledger.errors.BlockMalformedError`."""
+        try:
+            m = expect_map(decode_cb(data), f"stored block {height}", _STORED_BLOCK_FIELDS)
+            header = Header.from_wire(m["header"])
+            raw_commit = m["last_commit"]
+            last_commit = None if raw_commit is None else CommitCertificate.from_wire(raw_commit)
+            txs = tuple(expect_bytes(t, f"txs[{i}]") for i, t in enumerate(expect_list(m["txs"], "txs")))
+            hashes = tuple(
+                None if h is None else expect_bytes(h, f"content_hashes[{i}]", 32)
+                for i, h in enumerate(expect_list(m["content_hashes"], "content_hashes"))
+            )
+        except BlockMalformedError:
+            raise
+        except LedgerError as exc:
+            raise BlockMalformedError(f"b/{height}: expected a stored block, got one that does not decode: {exc}") from exc
+        if len(hashes) != len(txs):
+            raise BlockMalformedError(
+                f"b/{height}: expected one content hash per transaction ({len(txs)}), got {len(hashes)}"
+            )
+        return cls(header, last_commit, txs, hashes)
+
+    def assemble(self, reader: KVReader) -> Block:
+        """The whole block: the stored record with each content read back from ``x/``."""
+        documents: list[bytes | None] = []
+        for index, content_hash in enumerate(self.content_hashes):
+            if content_hash is None:
+                documents.append(None)
+                continue
+            content = reader.get(key_content(content_hash))
+            if content is None:
+                raise StoreCorruptError(
+                    f"x/{content_hash.hex()}: expected the content of transaction {index} "
+                    f"at height {self.header.height}, got none"
+                )
+            documents.append(content)
+        return Block(self.header, self.last_commit, self.txs, tuple(documents))
+
+
 def _decode_record(data: bytes, what: str) -> dict[str, Any]:
     try:
         value = msgpack.unpackb(data, raw=False)
@@ -332,12 +407,19 @@ class Chain(LedgerView):
         raw = self.store.get(key_header(height))
         return None if raw is None else Header.decode(raw)
 
-    def get_block(self, height: int) -> Block | None:
+    def get_stored_block(self, height: int) -> StoredBlock | None:
+        """The block record without its document contents (enough for its transactions)."""
         raw = self.store.get(key_block(height))
-        return None if raw is None else Block.decode(raw)
+        return None if raw is None else StoredBlock.decode(raw, height)
+
+    def get_block(self, height: int) -> Block | None:
+        stored = self.get_stored_block(height)
+        return None if stored is None else stored.assemble(self.store)
 
     def get_block_bytes(self, height: int) -> bytes | None:
-        return self.store.get(key_block(height))
+        """The block's wire bytes (canonical, so equal to those it was proposed with)."""
+        block = self.get_block(height)
+        return None if block is None else block.encode()
 
     def get_commit(self, height: int) -> CommitCertificate | None:
         raw = self.store.get(key_commit(height))

@@ -275,10 +275,10 @@ def _get_tx_bytes(chain: Chain, entry: HistoryEntry, blocks: dict[int, tuple[byt
         raise StoreCorruptError(f"expected a location for transaction {entry.tx_hash.hex()}, got none")
     txs = blocks.get(location.height)
     if txs is None:
-        block = chain.get_block(location.height)
-        if block is None:
+        stored = chain.get_stored_block(location.height)
+        if stored is None:
             raise StoreCorruptError(f"expected block {location.height}, got none")
-        txs = blocks[location.height] = block.txs
+        txs = blocks[location.height] = stored.txs
     if not 0 <= location.index < len(txs) or H(txs[location.index]) != entry.tx_hash:
         raise StoreCorruptError(f"expected transaction {entry.tx_hash.hex()} at {location}, got another")
     return txs[location.index]

@@ -36,6 +36,7 @@ from ledger.chain import (
     DocRecord,
     HistoryEntry,
     LedgerView,
+    StoredBlock,
     TxLocation,
     encode_head,
     encode_location,
@@ -144,6 +145,8 @@ class ExecutedBlock:
     """State root after the block."""
     tx_hashes: tuple[bytes, ...]
     """Its transactions, in order."""
+    content_hashes: tuple[bytes | None, ...]
+    """For each transaction, the hash of the content beside it, or ``None``."""
 
 
 # --- header rules ----------------------------------------------------------
@@ -451,6 +454,13 @@ def apply_transaction(ctx: BlockContext, index: int, tx_bytes: bytes, content: b
     return envelope
 
 
+def compute_content_hash(envelope: Envelope) -> bytes | None:
+    """The hash of the content an executed transaction carried: an issue's or an
+    amendment's ``doc_hash`` (its rules checked the content against it), else ``None``."""
+    body = envelope.tx.body
+    return body.doc_hash if isinstance(body, DocIssue | DocAmend) else None
+
+
 def compute_state_root(ctx: BlockContext) -> bytes:
     """Fold the block's changed documents into the state tree (one batched update)."""
     tree = ctx.chain.state_tree(Overlay(ctx.chain.store, ctx.batch))
@@ -484,9 +494,12 @@ def execute_block(
     validate_header(chain, header, len(block.txs), block.last_commit, verified_precommits=verified_precommits)
     ctx = BlockContext(chain, header.height, verified=verified)
     hashes = []
+    content_hashes: list[bytes | None] = []
     for index, (tx_bytes, content) in enumerate(zip(block.txs, block.documents, strict=True)):
         try:
-            hashes.append(apply_transaction(ctx, index, tx_bytes, content).tx_hash)
+            envelope = apply_transaction(ctx, index, tx_bytes, content)
+            hashes.append(envelope.tx_hash)
+            content_hashes.append(compute_content_hash(envelope))
         except LedgerError as exc:
             exc.message = f"transaction {index}: {exc.message}"
             exc.tx_index = index
@@ -495,7 +508,7 @@ def execute_block(
     log_root = ctx.log.root()
     state_root = compute_state_root(ctx)
     validate_roots(header, log_size, log_root, state_root)
-    return ExecutedBlock(block, ctx.batch, log_size, log_root, state_root, tuple(hashes))
+    return ExecutedBlock(block, ctx.batch, log_size, log_root, state_root, tuple(hashes), tuple(content_hashes))
 
 
 def commit_block(
@@ -511,7 +524,7 @@ def commit_block(
         block_hash=block_hash, verified=verified_precommits,
     )
     batch = executed.batch
-    batch.put(key_block(header.height), block.encode())
+    batch.put(key_block(header.height), StoredBlock.from_block(block, executed.content_hashes).encode())
     batch.put(key_header(header.height), header.encode())
     batch.put(key_commit(header.height), commit.encode())
     if block.last_commit is not None:
@@ -562,6 +575,7 @@ def build_block(
     ctx = BlockContext(chain, height, verified=verified)
     txs: list[bytes] = []
     hashes: list[bytes] = []
+    content_hashes: list[bytes | None] = []
     docs: list[bytes | None] = []
     rejected: list[Rejected] = []
     size = 0
@@ -578,6 +592,7 @@ def build_block(
             continue
         txs.append(tx_bytes)
         hashes.append(envelope.tx_hash)
+        content_hashes.append(compute_content_hash(envelope))
         docs.append(content)
         size += item_size
     validators_hash = chain.genesis.validators_hash
@@ -597,5 +612,7 @@ def build_block(
         last_commit_hash=compute_last_commit_hash(last_commit),
     )
     block = Block(header, last_commit, tuple(txs), tuple(docs))
-    executed = ExecutedBlock(block, ctx.batch, header.log_size, header.log_root, header.state_root, tuple(hashes))
+    executed = ExecutedBlock(
+        block, ctx.batch, header.log_size, header.log_root, header.state_root, tuple(hashes), tuple(content_hashes)
+    )
     return executed, rejected

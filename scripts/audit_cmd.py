@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ledger.audit import AuditProgress, AuditReport, BlockSource, StoreSource, audit_chain
+from ledger.audit import AuditProgress, AuditReport, BlockSource, SourceBlock, StoreSource, audit_chain
 from ledger.encoding import decode_cb, expect_map
 from ledger.errors import EncodingError, LedgerError, NodeUnavailableError, NotFoundError, RequestError
 from ledger.genesis import Genesis
@@ -99,7 +99,7 @@ class NodeSource:
             raise RequestError(f"GET /v1/blocks/{height}/raw: expected bytes for block and commit")
         return block, commit
 
-    def blocks(self) -> Iterator[tuple[int, bytes, bytes | None]]:
+    def blocks(self) -> Iterator[tuple[int, SourceBlock, bytes | None]]:
         head, _ = self.claimed_head()
         for height in range(1, head + 1):
             found = self.fetch(height)

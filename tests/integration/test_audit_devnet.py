@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from netutil import make_layout
 
-from ledger.blocks import Block
-from ledger.chain import key_block
+from ledger.chain import StoredBlock, key_content
 from ledger.store import LevelDBStore, WriteBatch
 from scripts.devnet import EXAMPLES, REPO_ROOT, Devnet, submit_examples
 
@@ -54,22 +52,21 @@ def test_audit_through_the_api_and_from_the_data_dir_then_corrupted(tmp_path: Pa
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert "audit PASSED" in stopped.stdout
 
-    # Corrupt one document byte inside the first block that carries a document.
+    # Corrupt one byte of the first document content the first block that carries one names.
     store = LevelDBStore(data_dir / "ledger", create=False)
     try:
-        for _key, raw in store.iterate(b"b/"):
-            block = Block.decode(raw)
-            if any(d is not None for d in block.documents):
-                index = next(i for i, d in enumerate(block.documents) if d is not None)
-                doc = block.documents[index]
+        for key, raw in store.iterate(b"b/"):
+            stored = StoredBlock.decode(raw, int.from_bytes(key[2:], "big"))
+            if any(h is not None for h in stored.content_hashes):
+                index = next(i for i, h in enumerate(stored.content_hashes) if h is not None)
+                content_key = key_content(stored.content_hashes[index] or b"")
+                doc = store.get(content_key)
                 assert doc is not None
                 at = doc.index(b'"') + 1
-                changed = doc[:at] + bytes([doc[at] ^ 0x01]) + doc[at + 1:]
-                documents = block.documents[:index] + (changed,) + block.documents[index + 1:]
                 batch = WriteBatch()
-                batch.put(key_block(block.height), replace(block, documents=documents, encoded=None).encode())
+                batch.put(content_key, doc[:at] + bytes([doc[at] ^ 0x01]) + doc[at + 1:])
                 store.write(batch)
-                height = block.height
+                height = stored.header.height
                 break
         else:
             raise AssertionError("no block with a document")

@@ -14,8 +14,17 @@ import pytest
 
 from ledger.audit import AuditReport, StoreSource, audit_chain
 from ledger.blocks import Block, CommitCertificate, CommitSignature
-from ledger.chain import KEY_HEAD, Chain, encode_head, key_block, key_commit, key_header
-from ledger.encoding import compute_doc_hash
+from ledger.chain import (
+    KEY_HEAD,
+    Chain,
+    StoredBlock,
+    encode_head,
+    key_block,
+    key_commit,
+    key_content,
+    key_header,
+)
+from ledger.encoding import H, compute_doc_hash
 from ledger.keys import SigningKey
 from ledger.store import LevelDBStore, MemoryStore, WriteBatch
 from ledger.testkit import Alliance, load_example, make_alliance, with_number
@@ -102,12 +111,30 @@ def put(store: LevelDBStore, key: bytes, value: bytes | None) -> None:
     store.write(batch)
 
 
+def read_block(store: LevelDBStore, height: int) -> Block:
+    raw = store.get(key_block(height))
+    assert raw is not None
+    return StoredBlock.decode(raw, height).assemble(store)
+
+
+def write_block(store: LevelDBStore, block: Block) -> None:
+    """As a node stores a block: the record names each content by hash; contents under x/."""
+    hashes = tuple(None if doc is None else H(doc) for doc in block.documents)
+    put(store, key_block(block.height), StoredBlock.from_block(block, hashes).encode())
+    for doc in block.documents:
+        if doc is not None:
+            put(store, key_content(H(doc)), doc)
+
+
+def copy_block(source: LevelDBStore | MemoryStore, target: LevelDBStore, height: int) -> None:
+    raw = source.get(key_block(height))
+    assert raw is not None
+    write_block(target, StoredBlock.decode(raw, height).assemble(source))
+
+
 def rewrite_block(height: int, change: Callable[[Block], Block]) -> Callable[[LevelDBStore], None]:
     def edit(store: LevelDBStore) -> None:
-        raw = store.get(key_block(height))
-        assert raw is not None
-        changed = change(Block.decode(raw))
-        put(store, key_block(height), replace(changed, encoded=None).encode())
+        write_block(store, change(read_block(store, height)))
 
     return edit
 
@@ -168,13 +195,17 @@ def test_another_genesis_is_refused_before_replay(data_dir: Path) -> None:
 
 
 def _doc_byte(store: LevelDBStore) -> None:
-    def change(b: Block) -> Block:
-        doc = b.documents[1]
-        assert doc is not None
-        at = doc.index(b'"name":"') + 9
-        return replace(b, documents=b.documents[:1] + (flip(doc, at),) + b.documents[2:])
+    # The content's only copy: x/<doc_hash>, named by block 2's stored record.
+    doc = read_block(store, 2).documents[1]
+    assert doc is not None
+    at = doc.index(b'"name":"') + 9
+    put(store, key_content(H(doc)), flip(doc, at))
 
-    rewrite_block(2, change)(store)
+
+def _content_missing(store: LevelDBStore) -> None:
+    doc = read_block(store, 2).documents[2]
+    assert doc is not None
+    put(store, key_content(H(doc)), None)
 
 
 def _tx_signature_byte(store: LevelDBStore) -> None:
@@ -188,20 +219,16 @@ def _reorder(store: LevelDBStore) -> None:
 
 
 def _header_time_back(store: LevelDBStore) -> None:
-    previous = Block.decode(store.get(key_block(2)) or b"").header.time_ms
+    previous = read_block(store, 2).header.time_ms
     rewrite_header(3, time_ms=previous)(store)
 
 
 def _header_time_forward(store: LevelDBStore) -> None:
-    raw = store.get(key_block(3))
-    assert raw is not None
-    rewrite_header(3, time_ms=Block.decode(raw).header.time_ms + 1)(store)
+    rewrite_header(3, time_ms=read_block(store, 3).header.time_ms + 1)(store)
 
 
 def _header_proposer(store: LevelDBStore) -> None:
-    raw = store.get(key_block(4))
-    assert raw is not None
-    rewrite_header(4, proposer=(Block.decode(raw).header.proposer + 1) % 4)(store)
+    rewrite_header(4, proposer=(read_block(store, 4).header.proposer + 1) % 4)(store)
 
 
 def _header_state_root(store: LevelDBStore) -> None:
@@ -244,7 +271,7 @@ def _foreign_chain_block(store: LevelDBStore) -> None:
     other = make_alliance(4, chain_id="sez-alliance-other")
     chain = other.chain(MemoryStore())
     build_chain(other, chain, until=3)
-    put(store, key_block(3), chain.get_block_bytes(3))
+    copy_block(chain.store, store, 3)
     put(store, key_commit(3), chain.store.get(key_commit(3)))
 
 
@@ -253,14 +280,13 @@ def _fork_block(store: LevelDBStore) -> None:
     alliance = make_alliance(4)
     chain = alliance.chain(MemoryStore())
     build_chain(alliance, chain, until=3, fork_at=3)
-    for key in (key_block(3), key_header(3), key_commit(3)):
+    copy_block(chain.store, store, 3)
+    for key in (key_header(3), key_commit(3)):
         put(store, key, chain.store.get(key))
 
 
 def _extra_block_after_head(store: LevelDBStore) -> None:
-    raw = store.get(key_block(HEAD - 1))
-    assert raw is not None
-    put(store, KEY_HEAD, encode_head(HEAD - 1, Block.decode(raw).block_hash))
+    put(store, KEY_HEAD, encode_head(HEAD - 1, read_block(store, HEAD - 1).block_hash))
 
 
 def _last_commit_altered(store: LevelDBStore) -> None:
@@ -292,6 +318,7 @@ def _non_canonical_block(store: LevelDBStore) -> None:
 
 CORRUPTIONS: list[tuple[str, Callable[[LevelDBStore], None], int, int | None, str]] = [
     ("document byte in a block", _doc_byte, 2, 1, "doc.hash_mismatch"),
+    ("document content deleted", _content_missing, 2, None, "store.corrupt"),
     ("transaction signature byte", _tx_signature_byte, 2, 2, "tx.signature_invalid"),
     ("two transactions reordered", _reorder, 2, None, "block.log_root"),
     ("header time before the previous block", _header_time_back, 3, None, "block.time"),
