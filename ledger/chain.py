@@ -15,8 +15,8 @@ Key layout (all keys are bytes; ``h8`` is a big-endian uint64, ``\\0`` separates
     t/<tx_hash>               cb({"height", "index", "log_index"})
     d/<doc_id>                cb(DocRecord)                       current state of a document
     v/<doc_id>\\0<seq4>        cb(HistoryEntry)                    every transaction of a document
-    x/<doc_hash>              the document's JCS bytes (its only copy; blocks name it)
-    k/<doc_hash>              cb({"doc_id", "version"})            lookup by content hash
+    x/<h8><index4>            JCS bytes of the content beside tx ``index`` of block h (its only copy)
+    k/<doc_hash>              cb({"doc_id", "version", "height", "index"})  lookup by content hash
     a/<sha256>                cb({"doc_id", "version", "name", "media_type", "size"})
     n/<number>\\0<doc_id>      empty                               lookup by the document's own number
     o/<zone_id>\\0<key>        b"active" | b"revoked"              officer registry
@@ -79,8 +79,9 @@ def key_history_prefix(doc_id: str) -> bytes:
     return b"v/" + doc_id.encode("utf-8") + b"\x00"
 
 
-def key_content(doc_hash: bytes) -> bytes:
-    return b"x/" + doc_hash
+def key_content(height: int, index: int) -> bytes:
+    # By block position, so a block's contents sit together and are read back in order.
+    return b"x/" + pack_uint64(height) + index.to_bytes(4, "big")
 
 
 def key_by_hash(doc_hash: bytes) -> bytes:
@@ -222,10 +223,10 @@ _STORED_BLOCK_FIELDS = frozenset({"header", "last_commit", "txs", "content_hashe
 class StoredBlock:
     """A block as the store keeps it under ``b/``: each document's content by its hash.
 
-    A content is stored once, under ``x/<doc_hash>`` (a content hash is registered only
-    once), so the block record names it instead of carrying a second copy: half the
-    bytes written per document, and a record small enough to read for its
-    transactions alone. :meth:`Chain.get_block` puts the block back together.
+    A content is stored once, under ``x/<height><index>`` beside the record, which names
+    it by hash instead of carrying a second copy: half the bytes written per document,
+    and a record small enough to read for its transactions alone.
+    :meth:`Chain.get_block` puts the block back together.
     """
 
     header: Header
@@ -275,16 +276,17 @@ class StoredBlock:
 
     def assemble(self, reader: KVReader) -> Block:
         """The whole block: the stored record with each content read back from ``x/``."""
+        height = self.header.height
         documents: list[bytes | None] = []
         for index, content_hash in enumerate(self.content_hashes):
             if content_hash is None:
                 documents.append(None)
                 continue
-            content = reader.get(key_content(content_hash))
+            content = reader.get(key_content(height, index))
             if content is None:
                 raise StoreCorruptError(
-                    f"x/{content_hash.hex()}: expected the content of transaction {index} "
-                    f"at height {self.header.height}, got none"
+                    f"x/{height}/{index}: expected the content {content_hash.hex()} of transaction {index} "
+                    f"at height {height}, got none"
                 )
             documents.append(content)
         return Block(self.header, self.last_commit, self.txs, tuple(documents))
@@ -325,7 +327,11 @@ class LedgerView:
         return None if raw is None else TxLocation(**_decode_record(raw, "tx location"))
 
     def get_content(self, doc_hash: bytes) -> bytes | None:
-        return self.reader.get(key_content(doc_hash))
+        raw = self.reader.get(key_by_hash(doc_hash))
+        if raw is None:
+            return None
+        m = _decode_record(raw, "hash index")
+        return self.reader.get(key_content(m["height"], m["index"]))
 
     def get_doc_by_hash(self, doc_hash: bytes) -> tuple[str, int] | None:
         raw = self.reader.get(key_by_hash(doc_hash))

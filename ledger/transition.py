@@ -383,7 +383,7 @@ def check_officer_revoke(ctx: BlockContext, envelope: Envelope, body: OfficerRev
 
 
 def _write_doc_version(
-    ctx: BlockContext, record: DocRecord, envelope: Envelope, content: bytes | None,
+    ctx: BlockContext, index: int, record: DocRecord, envelope: Envelope, content: bytes | None,
     attachments: tuple[Attachment, ...], *, entry_log_index: int | None = None,
 ) -> None:
     batch = ctx.batch
@@ -394,8 +394,10 @@ def _write_doc_version(
     batch.put(key_doc(record.doc_id), pack_record(record.to_wire()))
     batch.put(key_history(record.doc_id, record.history_len - 1), pack_record(entry.to_wire()))
     if content is not None:
-        batch.put(key_content(record.doc_hash), content)
-        batch.put(key_by_hash(record.doc_hash), pack_record({"doc_id": record.doc_id, "version": record.version}))
+        batch.put(key_content(ctx.height, index), content)
+        batch.put(key_by_hash(record.doc_hash), pack_record({
+            "doc_id": record.doc_id, "version": record.version, "height": ctx.height, "index": index,
+        }))
     for attachment in attachments:
         batch.put(
             key_attachment(attachment.sha256),
@@ -423,14 +425,14 @@ def apply_transaction(ctx: BlockContext, index: int, tx_bytes: bytes, content: b
         check_doc_issue(ctx, envelope, body, content)
         record = DocRecord(body.doc_id, body.doc_type, STATUS_ACTIVE, 1, body.doc_hash, log_index, 1)
         ctx.batch.put(key_number(body.number, body.doc_id), b"")
-        _write_doc_version(ctx, record, envelope, content, body.attachments)
+        _write_doc_version(ctx, index, record, envelope, content, body.attachments)
     elif isinstance(body, DocAmend):
         current = check_doc_amend(ctx, envelope, body, content)
         record = DocRecord(
             body.doc_id, current.doc_type, STATUS_ACTIVE, current.version + 1, body.doc_hash, log_index,
             current.history_len + 1,
         )
-        _write_doc_version(ctx, record, envelope, content, body.attachments)
+        _write_doc_version(ctx, index, record, envelope, content, body.attachments)
     elif isinstance(body, DocRevoke):
         current = check_doc_revoke(ctx, envelope, body, content)
         # The state keeps pointing at the current version's leaf (DESIGN §6); the
@@ -439,7 +441,7 @@ def apply_transaction(ctx: BlockContext, index: int, tx_bytes: bytes, content: b
             body.doc_id, current.doc_type, STATUS_REVOKED, current.version, current.doc_hash, current.log_index,
             current.history_len + 1, body.reason,
         )
-        _write_doc_version(ctx, record, envelope, None, (), entry_log_index=log_index)
+        _write_doc_version(ctx, index, record, envelope, None, (), entry_log_index=log_index)
     elif isinstance(body, OfficerRegister):
         check_officer_register(ctx, envelope, body, content)
         ctx.batch.put(key_officer(body.zone_id, body.officer_key), OFFICER_ACTIVE)

@@ -59,7 +59,7 @@ def test_audit_through_the_api_and_from_the_data_dir_then_corrupted(tmp_path: Pa
             stored = StoredBlock.decode(raw, int.from_bytes(key[2:], "big"))
             if any(h is not None for h in stored.content_hashes):
                 index = next(i for i, h in enumerate(stored.content_hashes) if h is not None)
-                content_key = key_content(stored.content_hashes[index] or b"")
+                content_key = key_content(stored.header.height, index)
                 doc = store.get(content_key)
                 assert doc is not None
                 at = doc.index(b'"') + 1
