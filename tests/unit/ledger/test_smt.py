@@ -141,8 +141,8 @@ def test_update_rejects_wrong_key_length() -> None:
 def test_missing_node_is_reported_as_corrupt_store() -> None:
     store = MemoryStore()
     apply(store, {KEY_A: b"a", KEY_B: b"b"})
-    node_key = StateTree(store).node_key(3, KEY_A)
-    del store.data[node_key]
+    page_key = StateTree(store).page_key(3, KEY_A)
+    del store.data[page_key]
     with pytest.raises(StoreCorruptError):
         StateTree(store).prove(KEY_A)
 
