@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from ledger.encoding import H
 from ledger.errors import StateProofError
 from ledger.smt import (
+    NodeCache,
     StateProof,
     StateTree,
     compute_root_naive,
@@ -152,3 +153,61 @@ def test_batch_split_does_not_change_root(history: tuple[list[bytes], list[dict[
         StateTree(Overlay(many, batch)).update(batch, {key: value})
         many.write(batch)
     assert StateTree(many).root() == root
+
+
+@st.composite
+def page_histories(draw: st.DrawFn) -> tuple[list[bytes], list[tuple[dict[bytes, bytes], bool]]]:
+    """Batches over a pool of keys sharing prefixes of every length, each kept or discarded."""
+    base = draw(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=6, unique=True))
+    # Neighbours parting at page boundaries (multiples of 4) and just around them.
+    bits = st.one_of(st.integers(0, 255), st.sampled_from([3, 4, 5, 7, 8, 11, 12, 15, 16, 19, 20, 251, 252, 255]))
+    flips = draw(st.lists(st.tuples(st.integers(0, len(base) - 1), bits), max_size=14))
+    pool = list(base)
+    for index, bit in flips:
+        pool.append(flip_bit(pool[index], bit))
+    pool = list(dict.fromkeys(pool))
+    batches = draw(
+        st.lists(
+            st.tuples(st.dictionaries(st.sampled_from(pool), st.binary(max_size=4), max_size=len(pool)), st.booleans()),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    return pool, batches
+
+
+@SETTINGS
+@given(page_histories(), st.sampled_from([(1 << 17, 24), (2, 24), (1 << 17, 0), (3, 8), (1 << 17, 300)]))
+def test_paged_tree_with_shared_cache_and_discarded_batches_matches_naive(
+    history: tuple[list[bytes], list[tuple[dict[bytes, bytes], bool]]], cache_shape: tuple[int, int]
+) -> None:
+    pool, batches = history
+    capacity, cache_depth = cache_shape
+    store = MemoryStore()
+    cache = NodeCache(capacity)  # shared by every tree, the discarded ones too
+    state: dict[bytes, bytes] = {}
+    for items, keep in batches:
+        batch = WriteBatch()
+        tree = StateTree(Overlay(store, batch), cache=cache, cache_depth=cache_depth)
+        root = tree.update(batch, items)
+        assert root == compute_root_naive(state | items)
+        # The uncommitted tree answers from its batch: proofs against the new root verify.
+        all_proofs_check(tree, pool, state | items, root)
+        if keep:
+            store.write(batch)
+            state.update(items)
+        # The written state, through the shared (possibly warmed-by-a-discarded-batch) cache
+        # and through a cold one, as a node freshly started on this store would see it.
+        expected = compute_root_naive(state)
+        for view in (StateTree(store, cache=cache, cache_depth=cache_depth), StateTree(store)):
+            assert view.root() == expected
+            all_proofs_check(view, pool, state, expected)
+            for key in pool:
+                assert view.get(key) == state.get(key)
+    # The store holds exactly the live tree's pages: one at every page depth on every key's path.
+    cold = StateTree(store)
+    expected_pages = set()
+    for key in state:
+        depth = len(cold.prove(key).siblings)
+        expected_pages |= {cold.page_key(page_depth, key) for page_depth in range(0, depth + 1, 4)}
+    assert {key for key in store.data if key.startswith(b"smt/p")} == expected_pages

@@ -147,6 +147,52 @@ def test_missing_node_is_reported_as_corrupt_store() -> None:
         StateTree(store).prove(KEY_A)
 
 
+def corrupt_variants(record: bytes, other: bytes) -> list[bytes]:
+    flipped_first = bytes([record[0] ^ 0x01]) + record[1:]
+    flipped_hash = record[:40] + bytes([record[40] ^ 0x80]) + record[41:]
+    flipped_last = record[:-1] + bytes([record[-1] ^ 0x01])
+    return [
+        flipped_first, flipped_hash, flipped_last, record[:-1], record[:-65], record + b"\x00",
+        record + record[-65:], b"", other,
+    ]
+
+
+@pytest.mark.parametrize("variant", range(9))
+@pytest.mark.parametrize("depth", [0, 4, 8])
+def test_corrupted_page_record_is_reported_as_corrupt_store(depth: int, variant: int) -> None:
+    keys = [H(f"doc-{i}".encode()) for i in range(400)]
+    store = MemoryStore()
+    root = apply(store, {key: b"v" for key in keys})
+    key = keys[0]
+    page_key = StateTree(store).page_key(depth, key)
+    other_key = StateTree(store).page_key(depth, next(k for k in keys if k[0] >> 4 != key[0] >> 4))
+    if depth == 0:
+        other_key = StateTree(store).page_key(4, key)
+    assert page_key in store.data and other_key in store.data and page_key != other_key
+    store.data[page_key] = corrupt_variants(store.data[page_key], store.data[other_key])[variant]
+    # Cold cache: the damaged page is read from the store on the way to the key.
+    with pytest.raises(StoreCorruptError):
+        StateTree(store).prove(key)
+    batch = WriteBatch()
+    with pytest.raises(StoreCorruptError):
+        StateTree(Overlay(store, batch)).update(batch, {key: b"w"})
+    if depth:  # keys whose paths avoid the damaged page are still served
+        far = next(k for k in keys if StateTree(store).page_key(depth, k) != page_key)
+        verify_state_proof(far, b"v", StateTree(store).prove(far), root)
+
+
+def test_pages_read_from_the_store_are_cached_by_root_hash() -> None:
+    store = MemoryStore()
+    keys = [H(f"doc-{i}".encode()) for i in range(100)]
+    apply(store, {key: b"v" for key in keys})
+    cache = NodeCache()
+    tree = StateTree(store, cache=cache)
+    tree.prove(keys[0])
+    assert len(cache) >= 2
+    # The cache keys are the pages' root hashes: the root page is cached under the root.
+    assert cache.get(tree.root()) is not None
+
+
 def test_prefixes_keep_trees_apart() -> None:
     store = MemoryStore()
     batch = WriteBatch()
