@@ -9,42 +9,49 @@ Storage layout under ``prefix`` (default ``b"smt/"``)::
 
     prefix + b"r"                     -> root hash (absent: empty tree)
     prefix + b"v" + key               -> value bytes
-    prefix + b"p" + path (hex digits) -> page record
+    prefix + b"p" + path (hex digits) -> page
 
-Pages. The tree is cut into slabs of :data:`PAGE_LEVELS` (4) levels. A page holds the
-node at a depth that is a multiple of 4 (its root) and the nodes below it down to three
-levels deeper: up to 15 nodes in heap order, slot 0 the root and slot ``i``'s children in
-slots ``2i + 1`` (left) and ``2i + 2`` (right). The children of the bottom row (slots 7 to
-14) are the roots of the pages below. A page is stored at its root's position: the first
-``depth / 4`` hex digits of the path, lowercase ASCII (none for the root page). Its record is the concatenation, in slot order, of the records of its non-empty
-nodes, each the 65-byte preimage of the node's hash: ``0x00 || key || value_hash`` for a
-leaf, ``0x01 || left || right`` for an internal node. Which slots are filled follows from
-the records themselves (the root is; a node's child is iff it is internal and names a
-child hash other than the empty one), so a page needs no index. A page exists at a
-position iff the node there is not empty. Keys are never removed, so a position goes
-from empty to leaf to internal and stays internal: the record at a position is always the
-current tree's. An update of one key reads and writes about log2(n) / 4 page records, not
-log2(n) node records.
+Pages. The tree is cut into slabs of four levels. A page holds the node at a depth that
+is a multiple of 4 (its root) and the nodes below it down to three levels deeper: up to
+15 nodes in heap order, slot 0 the root and slot ``s``'s children in slots ``2s + 1``
+(left) and ``2s + 2`` (right). The children of the bottom row (slots 7 to 14) are the
+roots of the pages below. A page is stored at its root's position, the first
+``depth / 4`` hex digits of the path (lowercase ASCII; none for the root page). A page is
+a 2-byte big-endian mask (bit ``s`` set iff slot ``s`` holds a node), then the records of
+those nodes in slot order, each the 65-byte preimage of the node's hash: ``0x00 || key ||
+value_hash`` for a leaf, ``0x01 || left || right`` for an internal node. A slot holds a
+node iff it is the root or its parent is internal and names a child hash other than the
+empty one. A page exists at a position iff the node there is not empty. Keys are never
+removed, so a position goes from empty to leaf to internal and stays internal: the
+record at a position is always the current tree's. An update of one key reads and
+writes about log2(n) / 4 pages, not log2(n) node records.
 
-Reading a page from the store checks every record in it against the hash its parent
-names (the root's against the hash the parent page, or the stored root, names) and raises
-:class:`~ledger.errors.StoreCorruptError` if a record is missing, extra or differs.
+Reading a page from the store checks its mask and every record in it against the hash
+its parent names (the root's against the hash the parent page, or the stored root,
+names), and raises :class:`~ledger.errors.StoreCorruptError` if a record is missing,
+extra or differs.
 
-Cache: :class:`NodeCache` maps a page's root hash to its nodes. A hash has exactly one
-preimage and a page's root commits to every node in it, so the page of a hash is the
-same whatever tree, position or reader it is found through; and every walk starts from
-the root hash read through the reader. The cache therefore cannot serve state that was
-not written (a discarded batch leaves only entries that no written root leads to) and may
-be shared by trees over any reader (:mod:`ledger.chain` shares one across blocks). An
-update takes each page it rewrites out of the cache and puts the new page in, so the
-cache holds the live tree rather than the garbage of past blocks; after a discarded
-update the pages it took are read from the store again.
+Cache: :class:`NodeCache` maps a page's root hash to the page, the same bytes as stored.
+A hash has exactly one preimage and a page's root commits to every node in it, so the
+page of a hash is the same whatever tree, position or reader it is found through; and
+every walk starts from the root hash read through the reader. The cache therefore
+cannot serve state that was not written (a discarded batch leaves only entries that no
+written root leads to) and may be shared by trees over any reader (:mod:`ledger.chain`
+shares one across blocks). An update takes each page it rewrites out of the cache and
+puts the new page in, so the cache holds the live tree rather than the garbage of past
+blocks; after a discarded update the pages it took are read from the store again.
+
+Performance notes (CPython): an update works on a page as a list ``[mask bytes, record,
+...]`` unpacked from the page in one ``struct`` call and joined back in one ``bytes.join``;
+pages in the cache are single ``bytes`` objects, which the garbage collector never scans
+(a cache of tuples of records cost about a tenth of the update time in collections).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import struct
 from binascii import hexlify
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
@@ -67,46 +74,83 @@ _sha256 = _pick_sha256()
 
 PAGE_LEVELS = 4
 """Tree levels per page."""
-PAGE_SLOTS = (1 << PAGE_LEVELS) - 1
-"""Node slots per page (15)."""
-PAGE_BOTTOM = (1 << (PAGE_LEVELS - 1)) - 1
-"""The first slot of a page's bottom row (7); its children are the roots of other pages."""
+PAGE_SLOTS = 15
+"""Node slots per page."""
+PAGE_BOTTOM = 7
+"""The first slot of a page's bottom row; its children are the roots of other pages."""
 RECORD_SIZE = 65
 
-Page = tuple[bytes, ...]
-"""A page's node records by slot, ``b""`` for an empty slot. A tuple of bytes: the garbage
-collector stops tracking it, which matters with a hundred thousand pages in the cache."""
-
+_EMPTY = bytes(32)  # ledger.smt.EMPTY_HASH; repeated here so that this module loads without it
+_NO_NODES = b"\x00\x00"  # the mask of a page with no node yet
 _LEVEL = tuple((slot + 1).bit_length() - 1 for slot in range(PAGE_SLOTS))
 # _NEXT[nibble][slot]: the child of ``slot`` on a path whose bits at the page's four levels
-# are ``nibble`` (slots above the bottom row only).
+# are ``nibble`` (slots above the bottom row).
 _NEXT = tuple(
     tuple(2 * slot + 1 + ((nibble >> (PAGE_LEVELS - 1 - _LEVEL[slot])) & 1) for slot in range(PAGE_BOTTOM))
-    for nibble in range(1 << PAGE_LEVELS)
+    for nibble in range(16)
 )
-_NO_NODES: Page = (b"",) * PAGE_SLOTS
+_BEFORE = tuple((1 << slot) - 1 for slot in range(PAGE_SLOTS))  # mask bits of the earlier slots
+# Page length -> the unpacker of [mask, record, ...].
+_UNPACK = {2 + RECORD_SIZE * count: struct.Struct("2s" + "65s" * count).unpack for count in range(PAGE_SLOTS + 1)}
+_LAYOUTS: dict[bytes, tuple[int, ...]] = {}
+"""Mask bytes -> where each slot's record is in [mask, record, ...], 0 for an empty slot
+(at most 2^15 entries, added as masks are met)."""
 
-_EMPTY = bytes(32)  # ledger.smt.EMPTY_HASH; repeated here so this module loads without it
+
+def _layout(mask_bytes: bytes) -> tuple[int, ...]:
+    mask = mask_bytes[0] << 8 | mask_bytes[1]
+    table = []
+    count = 0
+    for slot in range(PAGE_SLOTS):
+        if (mask >> slot) & 1:
+            count += 1
+            table.append(count)
+        else:
+            table.append(0)
+    layout = _LAYOUTS[mask_bytes] = tuple(table)
+    return layout
 
 
-def parse_page(raw: bytes, root_hash: bytes) -> Page | None:
-    """The page whose root hashes to ``root_hash`` from its record, or None if they differ.
+def _put(page: list[bytes], slot: int, record: bytes) -> None:
+    """Set ``slot``'s record in ``page`` ([mask, record, ...]), adding the slot if it was empty.
 
-    Every record is checked against the hash its parent names, and nothing may be left over.
+    Adding a slot moves only the records of later slots, never those of its ancestors or of
+    any slot at its level or above.
     """
-    page = [b""] * PAGE_SLOTS
+    mask_bytes = page[0]
+    mask = mask_bytes[0] << 8 | mask_bytes[1]
+    index = 1 + (mask & _BEFORE[slot]).bit_count()
+    if (mask >> slot) & 1:
+        page[index] = record
+    else:
+        page.insert(index, record)
+        page[0] = (mask | 1 << slot).to_bytes(2, "big")
+
+
+def parse_page(raw: bytes, root_hash: bytes) -> bytes | None:
+    """``raw`` if it is the page whose root hashes to ``root_hash``, else None.
+
+    The mask must name exactly the slots the nodes name, every record must hash to what
+    its parent names, and nothing may be left over.
+    """
+    if len(raw) < 2:
+        return None
+    mask = raw[0] << 8 | raw[1]
+    if mask >> PAGE_SLOTS:
+        return None
     named = [b""] * PAGE_SLOTS
     named[0] = root_hash
-    end = 0
+    end = 2
     for slot in range(PAGE_SLOTS):
         node_hash = named[slot]
+        if bool(node_hash) != bool((mask >> slot) & 1):
+            return None
         if not node_hash:
             continue
         record = raw[end:end + RECORD_SIZE]
         end += RECORD_SIZE
         if len(record) != RECORD_SIZE or _sha256(record).digest() != node_hash:
             return None
-        page[slot] = record
         if record[0] == 1:
             if slot < PAGE_BOTTOM:
                 left = record[1:33]
@@ -117,7 +161,7 @@ def parse_page(raw: bytes, root_hash: bytes) -> Page | None:
                     named[2 * slot + 2] = right
         elif record[0] != 0:
             return None
-    return tuple(page) if end == len(raw) else None
+    return bytes(raw) if end == len(raw) else None
 
 
 class NodeCache:
@@ -125,18 +169,19 @@ class NodeCache:
 
     Content-addressed, hence never stale: share one between the trees a node builds block
     after block. ``capacity`` bounds each generation, so at most twice that many pages
-    are held (a full page is about 1.7 KB of Python objects, a page near the leaves,
-    the most common, about 0.5 KB).
+    are held: a page is one ``bytes`` object of 2 + 65 bytes per node (a full page about
+    1 KB, a page near the leaves, the most common, about 0.3 KB) plus about 150 bytes of
+    dictionary entry and key.
     """
 
     __slots__ = ("capacity", "young", "old")
 
     def __init__(self, capacity: int = 1 << 17) -> None:
         self.capacity = capacity
-        self.young: dict[bytes, Page] = {}
-        self.old: dict[bytes, Page] = {}
+        self.young: dict[bytes, bytes] = {}
+        self.old: dict[bytes, bytes] = {}
 
-    def get(self, root_hash: bytes) -> Page | None:
+    def get(self, root_hash: bytes) -> bytes | None:
         page = self.young.get(root_hash)
         if page is None:
             page = self.old.get(root_hash)
@@ -144,14 +189,14 @@ class NodeCache:
                 self.young[root_hash] = page
         return page
 
-    def take(self, root_hash: bytes) -> Page | None:
+    def take(self, root_hash: bytes) -> bytes | None:
         """Remove and return the page (its tree is about to be rewritten)."""
         page = self.young.pop(root_hash, None)
         if page is None:
             page = self.old.pop(root_hash, None)
         return page
 
-    def add(self, root_hash: bytes, page: Page) -> None:
+    def add(self, root_hash: bytes, page: bytes) -> None:
         self.young[root_hash] = page
 
     def age(self) -> None:
@@ -209,16 +254,16 @@ class StateTree:
         """Storage key of the page holding the node at ``depth`` on ``key``'s path."""
         return self._page_prefix + hexlify(key)[:depth // PAGE_LEVELS]
 
-    def _read_page(self, depth: int, path: int, root_hash: bytes) -> Page:
+    def _read_page(self, depth: int, path: int, root_hash: bytes) -> bytes:
         """The page rooted at ``depth`` on ``path`` from the store, checked against ``root_hash``."""
         raw = self.reader.get(self._page_prefix + hexlify(path.to_bytes(32, "big"))[:depth // PAGE_LEVELS])
         page = None if raw is None else parse_page(raw, root_hash)
         if page is None:
-            found = "nothing" if raw is None else f"{len(raw)} bytes that do not match: {raw[:65].hex()}..."
+            found = "nothing" if raw is None else f"{len(raw)} bytes that do not match: {raw[:67].hex()}..."
             raise StoreCorruptError(f"expected state tree page {root_hash.hex()} at depth {depth}, got {found}")
         return page
 
-    def _take_page(self, depth: int, path: int, root_hash: bytes) -> Page:
+    def _take_page(self, depth: int, path: int, root_hash: bytes) -> bytes:
         """The page, out of the cache's old generation or the store (the update rewrites it)."""
         page = self.cache.old.pop(root_hash, None)
         return self._read_page(depth, path, root_hash) if page is None else page
@@ -233,14 +278,16 @@ class StateTree:
         leaf: tuple[bytes, bytes] | None = None
         depth = 0
         while node_hash != _EMPTY and leaf is None:
-            page = cache.get(node_hash)
-            if page is None:
-                page = self._read_page(depth, path, node_hash)
+            data = cache.get(node_hash)
+            if data is None:
+                data = self._read_page(depth, path, node_hash)
                 if depth < self.cache_depth:
-                    cache.add(node_hash, page)
+                    cache.add(node_hash, data)
+            page = _UNPACK[len(data)](data)
+            layout = _LAYOUTS.get(page[0]) or _layout(page[0])
             slot = 0
             while True:
-                record = page[slot]
+                record = page[layout[slot]]
                 if record[0] == 0:
                     leaf = (record[1:33], record[33:65])
                     break
@@ -264,9 +311,8 @@ class StateTree:
         Keys are sorted and the tree is walked once, so the top of the tree shared by many
         keys is read and rehashed once per batch, not once per key (``walk``). Below the
         top almost every key walks alone (``walk_one``: a loop down, a loop up). This is
-        the hot loop of block execution: lookups are bound to locals, nodes are plain
-        ``bytes`` records, and the way down keeps whole parent records so that no hash is
-        sliced out of a record until the way up needs one.
+        the hot loop of block execution: lookups are bound to locals and nodes are plain
+        ``bytes`` records in plain lists, never objects.
         """
         old_root = self.root()
         if not items:
@@ -295,12 +341,17 @@ class StateTree:
         no_nodes = _NO_NODES
         next_slots = _NEXT
         levels = _LEVEL
-        chain = INTERNAL_TAG + _EMPTY + _EMPTY  # a one-sided node before its child is known
+        unpack = _UNPACK
+        layouts = _LAYOUTS.get
+        make_layout = _layout
+        put = _put
+        chain = INTERNAL_TAG + _EMPTY + _EMPTY  # a one-sided node, its child hash not yet known
 
         def put_page(position: bytes, depth: int, page: list[bytes], root_hash: bytes) -> None:
-            ops[page_prefix + position[:depth >> 2]] = b"".join(page)
+            data = b"".join(page)
+            ops[page_prefix + position[:depth >> 2]] = data
             if depth < cache_depth:
-                young[root_hash] = tuple(page)
+                young[root_hash] = data
 
         def build(
             page: list[bytes], slot: int, depth: int,
@@ -319,11 +370,11 @@ class StateTree:
                     left = build(page, 2 * slot + 1, depth + 1, paths, keys, hashes, lo, mid) if mid > lo else empty
                     right = build(page, 2 * slot + 2, depth + 1, paths, keys, hashes, mid, hi) if hi > mid else empty
                 record = internal_tag + left + right
-            page[slot] = record
+            put(page, slot, record)
             return sha256(record).digest()
 
         def build_page(depth: int, paths: list[int], keys: list[bytes], hashes: list[bytes], lo: int, hi: int) -> bytes:
-            page = list(no_nodes)
+            page = [no_nodes]
             root_hash = build(page, 0, depth, paths, keys, hashes, lo, hi)
             put_page(hexlify(keys[lo]), depth, page, root_hash)
             return root_hash
@@ -342,54 +393,66 @@ class StateTree:
                 0, hi - lo + 1,
             )
 
-        def walk_one(page_depth: int, slot: int, old: Page, page: list[bytes], node_hash: bytes, index: int) -> bytes:
-            # One key from ``slot`` (hash ``node_hash``) of the page at ``page_depth``, being
-            # rewritten from ``old`` into ``page``. Writes the pages below; ``page`` is the caller's.
+        def walk_one(page_depth: int, slot: int, page: list[bytes], node_hash: bytes, index: int) -> bytes:
+            # One key from ``slot`` (hash ``node_hash``) of ``page``, the caller's copy of the
+            # page at ``page_depth``. Writes the pages below; returns the slot's new hash.
             path = paths[index]
             key = keys[index]
-            records: list[bytes] = []  # the old record of every node passed on the way down
-            push = records.append
-            below: list[tuple[list[bytes], int, int, int, int]] = []  # pages left on the way down
+            pushed: list[bytes] = []  # the old record of every node passed on the way down
+            push = pushed.append
+            above: list[tuple[list[bytes], int, int, int, int, tuple[int, ...]]] = []  # pages left
             entry = slot
             nibble = (path >> (252 - page_depth)) & 15 if page_depth < 256 else 0
             next_slot = next_slots[nibble]
+            layout = layouts(page[0]) or make_layout(page[0])
             while True:
-                record = old[slot]
-                if not record:
+                index_in_page = layout[slot]
+                if not index_in_page:
+                    record = leaf_tag + key + hashes[index]
+                    put(page, slot, record)
                     break
+                record = page[index_in_page]
                 if record[0] == 0:
                     if record[1:33] == key:
+                        record = leaf_tag + key + hashes[index]
+                        page[index_in_page] = record
                         break
                     # The key meets a resident leaf: one-sided nodes down to where their
                     # paths part, then the two leaves side by side.
                     if slot != entry:
-                        parent = records[-1]
+                        parent = pushed[-1]
                         node_hash = parent[1:33] if slot & 1 else parent[33:65]
+                    resident_record = record
                     resident = int.from_bytes(record[1:33], "big")
                     depth = page_depth + levels[slot]
                     split = 256 - (path ^ resident).bit_length()
-                    while depth < split:
-                        push(chain)
+                    while True:
+                        record = chain if depth < split else internal_tag + node_hash + node_hash
+                        put(page, slot, record)
+                        push(record)
+                        if depth == split:
+                            break
                         depth += 1
                         if slot < bottom:
                             slot = next_slot[slot]
                         else:
-                            below.append((page, page_depth, entry, slot, nibble & 1))
+                            above.append((page, page_depth, entry, slot, nibble & 1, layouts(page[0]) or make_layout(page[0])))
                             page_depth = depth
                             entry = slot = 0
                             nibble = (path >> (252 - depth)) & 15
                             next_slot = next_slots[nibble]
-                            page = list(no_nodes)
-                    push(internal_tag + node_hash + node_hash)
+                            page = [no_nodes]
                     if slot < bottom:
                         slot = next_slot[slot]
-                        page[slot + 1 if slot & 1 else slot - 1] = record
+                        put(page, slot + 1 if slot & 1 else slot - 1, resident_record)
                     else:
-                        below.append((page, page_depth, entry, slot, nibble & 1))
+                        above.append((page, page_depth, entry, slot, nibble & 1, layouts(page[0]) or make_layout(page[0])))
                         page_depth = depth + 1
-                        put_page(hexlify(record[1:33]), page_depth, [record, *no_nodes[1:]], node_hash)
+                        put_page(hexlify(resident_record[1:33]), page_depth, [b"\x00\x01", resident_record], node_hash)
                         entry = slot = 0
-                        page = list(no_nodes)
+                        page = [no_nodes]
+                    record = leaf_tag + key + hashes[index]
+                    put(page, slot, record)
                     break
                 push(record)
                 if slot < bottom:
@@ -397,44 +460,45 @@ class StateTree:
                     continue
                 bit = nibble & 1
                 node_hash = record[33:65] if bit else record[1:33]
-                below.append((page, page_depth, entry, slot, bit))
+                above.append((page, page_depth, entry, slot, bit, layout))
                 page_depth += 4
                 entry = slot = 0
                 nibble = (path >> (252 - page_depth)) & 15 if page_depth < 256 else 0
                 next_slot = next_slots[nibble]
                 if node_hash == empty:
-                    old = no_nodes
+                    page = [no_nodes]
                 else:
-                    old = young_pop(node_hash, ()) or take_page(page_depth, path, node_hash)
-                page = list(old)
-            record = leaf_tag + key + hashes[index]
-            page[slot] = record
+                    data = young_pop(node_hash, b"") or take_page(page_depth, path, node_hash)
+                    page = list(unpack[len(data)](data))
+                layout = layouts(page[0]) or make_layout(page[0])
+            layout = layouts(page[0]) or make_layout(page[0])
             node_hash = sha256(record).digest()
-            pop = records.pop
+            pop = pushed.pop
             while True:
                 while slot != entry:
                     record = pop()
                     record = internal_tag + node_hash + record[33:] if slot & 1 else record[:33] + node_hash
                     slot = (slot - 1) >> 1
-                    page[slot] = record
+                    page[layout[slot]] = record
                     node_hash = sha256(record).digest()
-                if not below:
+                if not above:
                     return node_hash
                 put_page(positions[index], page_depth, page, node_hash)
-                page, page_depth, entry, slot, bit = below.pop()
+                page, page_depth, entry, slot, bit, layout = above.pop()
                 record = pop()
                 record = record[:33] + node_hash if bit else internal_tag + node_hash + record[33:]
-                page[slot] = record
+                page[layout[slot]] = record
                 node_hash = sha256(record).digest()
 
-        def walk(
-            page_depth: int, slot: int, old: Page, page: list[bytes], node_hash: bytes, lo: int, hi: int
-        ) -> bytes:
-            # Keys lo..hi (two or more) from ``slot`` of the page being rewritten.
+        def walk(page_depth: int, slot: int, page: list[bytes], node_hash: bytes, lo: int, hi: int) -> bytes:
+            # Keys lo..hi (two or more) from ``slot`` of ``page``, the copy of the page at
+            # ``page_depth``. The calls below add slots only deeper than ``slot``, which
+            # does not move its record.
             depth = page_depth + levels[slot]
             if node_hash == empty:
                 return build(page, slot, depth, paths, keys, hashes, lo, hi)
-            record = old[slot]
+            index_in_page = (layouts(page[0]) or make_layout(page[0]))[slot]
+            record = page[index_in_page]
             if record[0] == 0:
                 return merge(page, slot, depth, record, lo, hi)
             shift = 255 - depth
@@ -448,27 +512,27 @@ class StateTree:
                     right = walk_page(depth + 1, right, mid, hi)
             else:
                 if mid - lo == 1:
-                    left = walk_one(page_depth, 2 * slot + 1, old, page, left, lo)
+                    left = walk_one(page_depth, 2 * slot + 1, page, left, lo)
                 elif mid > lo:
-                    left = walk(page_depth, 2 * slot + 1, old, page, left, lo, mid)
+                    left = walk(page_depth, 2 * slot + 1, page, left, lo, mid)
                 if hi - mid == 1:
-                    right = walk_one(page_depth, 2 * slot + 2, old, page, right, mid)
+                    right = walk_one(page_depth, 2 * slot + 2, page, right, mid)
                 elif hi > mid:
-                    right = walk(page_depth, 2 * slot + 2, old, page, right, mid, hi)
+                    right = walk(page_depth, 2 * slot + 2, page, right, mid, hi)
             record = internal_tag + left + right
-            page[slot] = record
+            page[index_in_page] = record
             return sha256(record).digest()
 
         def walk_page(depth: int, node_hash: bytes, lo: int, hi: int) -> bytes:
             # Keys lo..hi into the page rooted at ``depth`` whose root hash is ``node_hash``.
             if node_hash == empty:
                 return build_page(depth, paths, keys, hashes, lo, hi)
-            old = young_pop(node_hash, ()) or take_page(depth, paths[lo], node_hash)
-            page = list(old)
+            data = young_pop(node_hash, b"") or take_page(depth, paths[lo], node_hash)
+            page = list(unpack[len(data)](data))
             if hi - lo == 1:
-                root_hash = walk_one(depth, 0, old, page, node_hash, lo)
+                root_hash = walk_one(depth, 0, page, node_hash, lo)
             else:
-                root_hash = walk(depth, 0, old, page, node_hash, lo, hi)
+                root_hash = walk(depth, 0, page, node_hash, lo, hi)
             put_page(positions[lo], depth, page, root_hash)
             return root_hash
 
