@@ -345,6 +345,7 @@ class StateTree:
         layouts = _LAYOUTS.get
         make_layout = _layout
         put = _put
+        before = _BEFORE
         chain = INTERNAL_TAG + _EMPTY + _EMPTY  # a one-sided node, its child hash not yet known
 
         def put_page(position: bytes, depth: int, page: list[bytes], root_hash: bytes) -> None:
@@ -426,33 +427,43 @@ class StateTree:
                     resident = int.from_bytes(record[1:33], "big")
                     depth = page_depth + levels[slot]
                     split = 256 - (path ^ resident).bit_length()
-                    while True:
-                        record = chain if depth < split else internal_tag + node_hash + node_hash
-                        put(page, slot, record)
-                        push(record)
-                        if depth == split:
-                            break
+                    # The new nodes fill slots below the resident's, in slot order, so each
+                    # goes in after every record already there that precedes it.
+                    mask_bytes = page[0]
+                    mask = mask_bytes[0] << 8 | mask_bytes[1]
+                    record = chain if depth < split else internal_tag + node_hash + node_hash
+                    page[index_in_page] = record
+                    push(record)
+                    while depth < split:
                         depth += 1
                         if slot < bottom:
                             slot = next_slot[slot]
                         else:
-                            above.append((page, page_depth, entry, slot, nibble & 1, layouts(page[0]) or make_layout(page[0])))
+                            page[0] = mask_bytes = mask.to_bytes(2, "big")
+                            above.append((page, page_depth, entry, slot, nibble & 1, layouts(mask_bytes) or make_layout(mask_bytes)))
                             page_depth = depth
-                            entry = slot = 0
+                            entry = slot = mask = 0
                             nibble = (path >> (252 - depth)) & 15
                             next_slot = next_slots[nibble]
                             page = [no_nodes]
+                        record = chain if depth < split else internal_tag + node_hash + node_hash
+                        page.insert(1 + (mask & before[slot]).bit_count(), record)
+                        mask |= 1 << slot
+                        push(record)
+                    record = leaf_tag + key + hashes[index]
                     if slot < bottom:
                         slot = next_slot[slot]
-                        put(page, slot + 1 if slot & 1 else slot - 1, resident_record)
+                        left_slot = (slot - 1) | 1  # the two leaves are siblings: slots 2s + 1, 2s + 2
+                        at = 1 + (mask & before[left_slot]).bit_count()
+                        page[at:at] = (record, resident_record) if slot == left_slot else (resident_record, record)
+                        page[0] = (mask | 3 << left_slot).to_bytes(2, "big")
                     else:
-                        above.append((page, page_depth, entry, slot, nibble & 1, layouts(page[0]) or make_layout(page[0])))
+                        page[0] = mask_bytes = mask.to_bytes(2, "big")
+                        above.append((page, page_depth, entry, slot, nibble & 1, layouts(mask_bytes) or make_layout(mask_bytes)))
                         page_depth = depth + 1
                         put_page(hexlify(resident_record[1:33]), page_depth, [b"\x00\x01", resident_record], node_hash)
                         entry = slot = 0
-                        page = [no_nodes]
-                    record = leaf_tag + key + hashes[index]
-                    put(page, slot, record)
+                        page = [b"\x00\x01", record]
                     break
                 push(record)
                 if slot < bottom:
