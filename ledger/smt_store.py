@@ -114,8 +114,8 @@ def _layout(mask_bytes: bytes) -> tuple[int, ...]:
 def _put(page: list[bytes], slot: int, record: bytes) -> None:
     """Set ``slot``'s record in ``page`` ([mask, record, ...]), adding the slot if it was empty.
 
-    Adding a slot moves only the records of later slots, never those of its ancestors or of
-    any slot at its level or above.
+    Adding a slot moves only the records of later slots: never those of its ancestors or of
+    any slot on a shallower level (every slot on a level comes after all those above it).
     """
     mask_bytes = page[0]
     mask = mask_bytes[0] << 8 | mask_bytes[1]
