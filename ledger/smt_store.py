@@ -260,6 +260,9 @@ class StateTree:
         page = None if raw is None else parse_page(raw, root_hash)
         if page is None:
             found = "nothing" if raw is None else f"{len(raw)} bytes that do not match: {raw[:67].hex()}..."
+            if raw is None and depth == 0 and self.reader.get(self.prefix + b"n\x00\x00") is not None:
+                found += (" (the store holds the tree as one record per node, the layout before pages:"
+                          " rebuild it by replaying the chain into a new store)")
             raise StoreCorruptError(f"expected state tree page {root_hash.hex()} at depth {depth}, got {found}")
         return page
 

@@ -193,6 +193,14 @@ def test_pages_read_from_the_store_are_cached_by_root_hash() -> None:
     assert cache.get(tree.root()) is not None
 
 
+def test_store_in_the_node_per_record_layout_is_named_in_the_error() -> None:
+    store = MemoryStore()
+    store.data[b"smt/r"] = compute_leaf_hash(KEY_A, H(b"a"))
+    store.data[b"smt/n\x00\x00"] = b"\x00" + KEY_A + H(b"a")  # the root node, as stored before pages
+    with pytest.raises(StoreCorruptError, match="one record per node"):
+        StateTree(store).prove(KEY_A)
+
+
 def test_prefixes_keep_trees_apart() -> None:
     store = MemoryStore()
     batch = WriteBatch()
