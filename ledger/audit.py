@@ -41,7 +41,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ledger.blocks import Block, CommitCertificate, compute_signature_digest
-from ledger.chain import KEY_GENESIS, KEY_HEAD, Chain, StoredBlock, key_commit, key_header
+from ledger.chain import (
+    KEY_GENESIS,
+    KEY_HEAD,
+    Chain,
+    StoredBlock,
+    key_commit,
+    key_header,
+    validate_store_format,
+)
 from ledger.encoding import H
 from ledger.errors import (
     AuditCommitMismatchError,
@@ -56,6 +64,7 @@ from ledger.errors import (
     LedgerError,
     SignatureInvalidError,
     StoreCorruptError,
+    StoreFormatError,
 )
 from ledger.genesis import Genesis
 from ledger.keys import verify_bytes
@@ -127,6 +136,12 @@ class StoreSource:
             self.evidence_path = None
         self.description = str(self.store_path)
         self.store = LevelDBStore(self.store_path, create=False)
+        if self.store.get(KEY_GENESIS) is not None:
+            try:
+                validate_store_format(self.store)
+            except StoreFormatError:
+                self.store.close()
+                raise
 
     def claimed_head(self) -> tuple[int, bytes | None]:
         raw = self.store.get(KEY_HEAD)

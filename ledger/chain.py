@@ -8,6 +8,7 @@ after a crash at any instant stands on the last whole block.
 Key layout (all keys are bytes; ``h8`` is a big-endian uint64, ``\\0`` separates text):
 
     m/genesis                 genesis_hash
+    m/format                  storage format version, one byte (STORE_FORMAT); absent: format 1
     m/head                    cb({"height", "block_hash"})        written last in each block batch
     b/<h8>                    cb(StoredBlock): header, last_commit, txs, content hashes
     h/<h8>                    header bytes
@@ -34,7 +35,7 @@ import msgpack
 
 from ledger.blocks import Block, CommitCertificate, Header
 from ledger.encoding import ZERO_HASH, cb, decode_cb, expect_bytes, expect_list, expect_map, pack_uint64
-from ledger.errors import BlockMalformedError, GenesisError, LedgerError, StoreCorruptError
+from ledger.errors import BlockMalformedError, GenesisError, LedgerError, StoreCorruptError, StoreFormatError
 from ledger.genesis import Genesis
 from ledger.merkle import MerkleLog
 from ledger.smt import NodeCache, StateTree
@@ -44,6 +45,10 @@ LOG_PREFIX = b"L/"
 STATE_PREFIX = b"S/"
 KEY_GENESIS = b"m/genesis"
 KEY_HEAD = b"m/head"
+KEY_FORMAT = b"m/format"
+STORE_FORMAT = 2
+"""The layout this code reads and writes: 2 = contents once beside the block record and
+the state tree in pages (format 1, before both, wrote no ``m/format``)."""
 
 OFFICER_ACTIVE = b"active"
 OFFICER_REVOKED = b"revoked"
@@ -377,8 +382,10 @@ class Chain(LedgerView):
                 raise GenesisError(
                     f"expected a store of genesis {self.genesis.genesis_hash.hex()}, got one of {stored.hex()}"
                 )
+            validate_store_format(self.store)
             return
         batch = WriteBatch()
+        batch.put(KEY_FORMAT, bytes([STORE_FORMAT]))
         for zone in self.genesis.zones:
             for officer in zone.officers:
                 batch.put(key_officer(zone.zone_id, officer), OFFICER_ACTIVE)
@@ -445,6 +452,17 @@ class Chain(LedgerView):
     def documents_by_number(self, number: str) -> list[str]:
         prefix = key_number_prefix(number)
         return [key[len(prefix):].decode("utf-8") for key, _ in self.store.iterate(prefix)]
+
+
+def validate_store_format(store: KVReader) -> None:
+    """The store was written in the layout this code reads (``m/format``), or raise."""
+    raw = store.get(KEY_FORMAT)
+    version = 1 if raw is None else int.from_bytes(raw, "big")
+    if version != STORE_FORMAT:
+        raise StoreFormatError(
+            f"expected a store in storage format {STORE_FORMAT}, got format {version}: replay the chain into "
+            "a new store (a node syncs it from its peers; `zoneledger devnet --fresh` starts a devnet over)"
+        )
 
 
 def encode_head(height: int, block_hash: bytes) -> bytes:

@@ -93,7 +93,8 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     │   └── VoteSignatureError           vote.signature_invalid
     ├── StoreError                       store.error
     │   ├── StoreCorruptError            store.corrupt
-    │   └── StoreLockedError             store.locked
+    │   ├── StoreLockedError             store.locked
+    │   └── StoreFormatError             store.format
     ├── RequestError                     request.invalid
     │   ├── RequestMalformedError        request.malformed
     │   ├── RequestTooLargeError         request.too_large
@@ -622,6 +623,11 @@ class StoreCorruptError(StoreError):
 class StoreLockedError(StoreError):
     code = "store.locked"
     title = "Store is in use by another process"
+
+
+class StoreFormatError(StoreError):
+    code = "store.format"
+    title = "Store was written in another storage format"
 
 
 # --- requests, authentication, peers (the network layers) -------------------

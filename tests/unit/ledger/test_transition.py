@@ -366,6 +366,26 @@ def test_store_of_another_genesis_is_refused(alliance: Alliance, tmp_path: Path)
     store.close()
 
 
+def test_store_in_another_storage_format_is_refused_by_node_and_auditor(alliance: Alliance, tmp_path: Path) -> None:
+    from ledger.audit import StoreSource
+    from ledger.chain import KEY_FORMAT, STORE_FORMAT
+    from ledger.store import WriteBatch
+
+    store = LevelDBStore(tmp_path / "db")
+    alliance.chain(store)
+    assert store.get(KEY_FORMAT) == bytes([STORE_FORMAT])
+    alliance.chain(store)  # the same format reopens
+    batch = WriteBatch()
+    batch.delete(KEY_FORMAT)  # as a store written before m/format existed
+    store.write(batch)
+    with pytest.raises(errors.StoreFormatError, match="got format 1"):
+        alliance.chain(store)
+    store.close()
+    with pytest.raises(errors.StoreFormatError):
+        StoreSource(tmp_path / "db")
+    LevelDBStore(tmp_path / "db").close()  # the auditor let go of the store
+
+
 def test_reopened_store_continues(alliance: Alliance, chafta: dict[str, Any], tmp_path: Path) -> None:
     store = LevelDBStore(tmp_path / "db")
     chain = alliance.chain(store)
