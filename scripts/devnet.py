@@ -202,13 +202,27 @@ def create_devnet(
     return layout
 
 
+def _ephemeral_port_floor() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux; 32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_block(count: int, host: str = "127.0.0.1") -> int:
-    """A base port with ``count`` consecutive free ports (for tests and benchmarks)."""
+    """A base port with ``count`` consecutive free ports (for tests and benchmarks).
+
+    Chosen below the kernel's ephemeral range: a port that is free when probed there can
+    be taken by any outgoing connection's source port before the node binds it (seen as
+    "address already in use" when the suite runs many HTTP clients).
+    """
     import random
     import socket
 
+    ceiling = max(_ephemeral_port_floor(), 20000 + count + 1)
     for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
+        base = random.randrange(10000, ceiling - count)
         sockets = []
         try:
             for port in range(base, base + count):

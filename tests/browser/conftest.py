@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import threading
 import time
@@ -27,7 +26,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from netutil import make_layout  # noqa: E402
 
-from scripts.devnet import Devnet, DevnetLayout, submit_examples  # noqa: E402
+from scripts.devnet import Devnet, DevnetLayout, free_port_block, submit_examples  # noqa: E402
 
 CHROMIUM = os.environ.get("ZONELEDGER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -87,10 +86,8 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetLayout]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    # Below the ephemeral range, so no client connection takes it before the server binds.
+    return free_port_block(1)
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from netutil import make_layout
 from ledger.blocks import Header
 from ledger.testkit import EXAMPLES_DIR, load_example, with_number
 from scripts.cli import main
-from scripts.devnet import Devnet, DevnetLayout, submit_examples
+from scripts.devnet import Devnet, DevnetLayout, free_port_block, submit_examples
 
 pytestmark = pytest.mark.integration
 
@@ -102,10 +101,8 @@ def test_online_verify_without_genesis_is_refused(net: Net, capsys: pytest.Captu
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    # Below the ephemeral range, so no client connection takes it before the server binds.
+    return free_port_block(1)
 
 
 @dataclass
