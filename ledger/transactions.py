@@ -118,8 +118,31 @@ def _attachments_from_wire(value: Any) -> tuple[Attachment, ...]:
     return attachments
 
 
+def doc_id_parts(doc_id: str) -> tuple[str, str]:
+    """Zone and number of a ``doc_id`` already checked by :func:`split_doc_id` (on decoding)."""
+    zone_id, _, number = doc_id.partition("/")
+    return zone_id, number
+
+
+class _NamesDocument:
+    """The parts of ``doc_id`` for the three document transactions."""
+
+    __slots__ = ()
+    doc_id: str
+
+    @property
+    def zone_id(self) -> str:
+        """The zone part of ``doc_id`` (``from_wire`` checked its shape)."""
+        return doc_id_parts(self.doc_id)[0]
+
+    @property
+    def number(self) -> str:
+        """The document's own number: the part of ``doc_id`` after the zone."""
+        return doc_id_parts(self.doc_id)[1]
+
+
 @dataclass(frozen=True, slots=True)
-class DocIssue:
+class DocIssue(_NamesDocument):
     """Registers a new document."""
 
     KIND: ClassVar[str] = KIND_DOC_ISSUE
@@ -132,16 +155,6 @@ class DocIssue:
     """``H(JCS(document))``."""
     attachments: tuple[Attachment, ...] = ()
     """Files registered with this version."""
-
-    @property
-    def zone_id(self) -> str:
-        """The zone part of ``doc_id`` (``from_wire`` checked its shape)."""
-        return self.doc_id.partition("/")[0]
-
-    @property
-    def number(self) -> str:
-        """The document's own number: the part of ``doc_id`` after the zone."""
-        return self.doc_id.partition("/")[2]
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -164,7 +177,7 @@ class DocIssue:
 
 
 @dataclass(frozen=True, slots=True)
-class DocAmend:
+class DocAmend(_NamesDocument):
     """Replaces the current version of a document with a new one."""
 
     KIND: ClassVar[str] = KIND_DOC_AMEND
@@ -179,16 +192,6 @@ class DocAmend:
     """Why, in the officer's words."""
     attachments: tuple[Attachment, ...] = ()
     """Files registered with the new version."""
-
-    @property
-    def zone_id(self) -> str:
-        """The zone part of ``doc_id`` (``from_wire`` checked its shape)."""
-        return self.doc_id.partition("/")[0]
-
-    @property
-    def number(self) -> str:
-        """The document's own number: the part of ``doc_id`` after the zone."""
-        return self.doc_id.partition("/")[2]
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -213,7 +216,7 @@ class DocAmend:
 
 
 @dataclass(frozen=True, slots=True)
-class DocRevoke:
+class DocRevoke(_NamesDocument):
     """Withdraws a document; it stays on the log, marked revoked."""
 
     KIND: ClassVar[str] = KIND_DOC_REVOKE
@@ -224,16 +227,6 @@ class DocRevoke:
     """Its current version's hash."""
     reason: str
     """Why, in the officer's words."""
-
-    @property
-    def zone_id(self) -> str:
-        """The zone part of ``doc_id`` (``from_wire`` checked its shape)."""
-        return self.doc_id.partition("/")[0]
-
-    @property
-    def number(self) -> str:
-        """The document's own number: the part of ``doc_id`` after the zone."""
-        return self.doc_id.partition("/")[2]
 
     def to_wire(self) -> dict[str, Any]:
         return {"doc_id": self.doc_id, "doc_hash": self.doc_hash, "reason": self.reason}

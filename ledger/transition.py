@@ -102,6 +102,7 @@ from ledger.transactions import (
     Envelope,
     OfficerRegister,
     OfficerRevoke,
+    doc_id_parts,
     validate_chain_id,
     validate_signature,
 )
@@ -286,7 +287,7 @@ def validate_content(
     except JsonError as exc:
         raise DocumentJsonError(str(exc)) from exc
     validate_document(doc_type, document)
-    number = doc_id.partition("/")[2]  # the transaction's decoding checked doc_id's shape
+    _, number = doc_id_parts(doc_id)
     own_number = document_number(doc_type, document)
     if own_number != number:
         raise DocIdMismatchError(f"doc_id: expected \"<zone>/{own_number}\" (the document's number), got {doc_id!r}")
