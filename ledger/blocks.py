@@ -506,17 +506,28 @@ class Block:
             raise BlockMalformedError(f"expected a block under {max_bytes} bytes, got {len(data)}")
         try:
             m = expect_map(decode_cb(data), "block", _BLOCK_FIELDS)
-            header = Header.from_wire(m["header"])
-            lc = m["last_commit"]
-            last_commit = None if lc is None else CommitCertificate.from_wire(lc)
-            txs = tuple(expect_bytes(t, f"txs[{i}]") for i, t in enumerate(expect_list(m["txs"], "txs")))
-            docs_raw = expect_list(m["documents"], "documents")
-            documents = tuple(None if d is None else expect_bytes(d, f"documents[{i}]") for i, d in enumerate(docs_raw))
+            header, last_commit, txs = decode_block_frame(m)
+            documents = decode_per_tx_bytes(m["documents"], "documents")
         except EncodingError as exc:
             raise BlockMalformedError(str(exc)) from exc
         if len(documents) != len(txs):
             raise BlockMalformedError(f"documents: expected one entry per transaction ({len(txs)}), got {len(documents)}")
         return cls(header, last_commit, txs, documents, data)
+
+
+def decode_block_frame(m: dict[str, Any]) -> tuple[Header, CommitCertificate | None, tuple[bytes, ...]]:
+    """The header, ``last_commit`` and ``txs`` of a decoded block map (the wire block, or
+    the stored record of :mod:`ledger.chain`); raises an :class:`EncodingError`."""
+    header = Header.from_wire(m["header"])
+    raw_commit = m["last_commit"]
+    last_commit = None if raw_commit is None else CommitCertificate.from_wire(raw_commit)
+    txs = tuple(expect_bytes(t, f"txs[{i}]") for i, t in enumerate(expect_list(m["txs"], "txs")))
+    return header, last_commit, txs
+
+
+def decode_per_tx_bytes(value: Any, what: str, size: int | None = None) -> tuple[bytes | None, ...]:
+    """A list with one ``bytes`` or ``None`` per transaction (contents, content hashes)."""
+    return tuple(None if d is None else expect_bytes(d, f"{what}[{i}]", size) for i, d in enumerate(expect_list(value, what)))
 
 
 def compute_last_commit_hash(last_commit: CommitCertificate | None) -> bytes:

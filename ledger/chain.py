@@ -33,8 +33,8 @@ from typing import Any
 
 import msgpack
 
-from ledger.blocks import Block, CommitCertificate, Header
-from ledger.encoding import ZERO_HASH, cb, decode_cb, expect_bytes, expect_list, expect_map, pack_uint64
+from ledger.blocks import Block, CommitCertificate, Header, decode_block_frame, decode_per_tx_bytes
+from ledger.encoding import ZERO_HASH, cb, decode_cb, expect_map, pack_uint64
 from ledger.errors import BlockMalformedError, GenesisError, LedgerError, StoreCorruptError, StoreFormatError
 from ledger.genesis import Genesis
 from ledger.merkle import MerkleLog
@@ -265,14 +265,8 @@ class StoredBlock:
         :class:`~ledger.errors.BlockMalformedError`."""
         try:
             m = expect_map(decode_cb(data), f"stored block {height}", _STORED_BLOCK_FIELDS)
-            header = Header.from_wire(m["header"])
-            raw_commit = m["last_commit"]
-            last_commit = None if raw_commit is None else CommitCertificate.from_wire(raw_commit)
-            txs = tuple(expect_bytes(t, f"txs[{i}]") for i, t in enumerate(expect_list(m["txs"], "txs")))
-            hashes = tuple(
-                None if h is None else expect_bytes(h, f"content_hashes[{i}]", 32)
-                for i, h in enumerate(expect_list(m["content_hashes"], "content_hashes"))
-            )
+            header, last_commit, txs = decode_block_frame(m)
+            hashes = decode_per_tx_bytes(m["content_hashes"], "content_hashes", 32)
         except BlockMalformedError:
             raise
         except LedgerError as exc:
