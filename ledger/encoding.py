@@ -491,18 +491,50 @@ def _pick_number_screen() -> Callable[[bytes], bool]:
 _may_hold_float_or_long_integer = _pick_number_screen()
 
 
+def _pick_canonical_check() -> Callable[[bytes], bool]:
+    try:
+        native = importlib.import_module("ledger._jsonscan")
+    except ImportError:  # pragma: no cover - a checkout used without `pip install -e .`
+        return lambda data: False  # every document takes the exact path
+    check: Callable[[bytes], bool] = native.is_canonical_document
+    return check
+
+
+_is_canonical_document = _pick_canonical_check()
+"""True only if the bytes are JCS of a float-free value with safe integers (compiled;
+the exact path in :func:`parse_canonical_json` is its specification)."""
+
+
 def parse_canonical_json(data: bytes) -> Any:
     """Parse JSON that must already be in JCS form (document contents in a block).
 
     This is on the ledger's hot path: orjson parses (it accepts floats, and integers
-    beyond 2^53 that documents may not hold). A compiled screen of the bytes passes
-    almost every document; only one it cannot clear takes the walk of the parsed
-    value, and then the precise parser names the fault.
+    beyond 2^53 that documents may not hold), and a compiled check of the bytes shows
+    almost every document canonical in one pass. Any other takes the exact path,
+    :func:`parse_canonical_json_exact`, which is the specification.
     """
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise JsonError(f"expected JSON, got {exc}") from exc
+    if _is_canonical_document(data):
+        return value
+    return _check_canonical(data, value)
+
+
+def parse_canonical_json_exact(data: bytes) -> Any:
+    """:func:`parse_canonical_json` without the compiled check: the reference for tests."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise JsonError(f"expected JSON, got {exc}") from exc
+    return _check_canonical(data, value)
+
+
+def _check_canonical(data: bytes, value: Any) -> Any:
+    # A compiled screen of the bytes decides whether the parsed value must be walked for
+    # floats and long integers; the precise parser names them. Then the canonical form
+    # is rebuilt and compared.
     if _may_hold_float_or_long_integer(data) and _holds_float_or_long_integer(value):
         value = parse_json(data, allow_duplicates=True)
     if _jcs_of_checked(value) != data:

@@ -8,6 +8,7 @@ import struct
 from typing import Any
 
 import msgpack
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from ledger.encoding import (
     jcs_reference,
     may_hold_float_or_long_integer,
     parse_canonical_json,
+    parse_canonical_json_exact,
     parse_json,
 )
 from ledger.transactions import Envelope
@@ -218,3 +220,146 @@ def test_number_screen_is_compiled() -> None:
     from ledger import encoding
 
     assert encoding._may_hold_float_or_long_integer is native_screen
+
+
+# --- the compiled canonical-document check ---------------------------------------
+
+native_canonical = importlib.import_module("ledger._jsonscan").is_canonical_document
+
+# Text that exercises JCS string rules: controls with and without short escapes, quote,
+# backslash, solidus, DEL, BMP characters either side of the surrogate range, astral ones.
+jcs_text = st.text(
+    alphabet=st.sampled_from(
+        ["a", "B", "z", "0", " ", "/", '"', "\\", "\x00", "\x01", "\x08", "\t", "\n", "\x0b", "\x0c", "\r",
+         "\x1f", "\x7f", "\u00e9", "\u2028", "\ud7ff", "\ue000", "\uffff", "\U0001f600", "\U00010000"]
+    ) | st.characters(codec="utf-8"),
+    max_size=10,
+)
+document_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) - 2, max_value=2**53 + 2)
+    | jcs_text,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(jcs_text, children, max_size=5),
+    max_leaves=25,
+)
+
+
+def _key_has_astral(value: Any) -> bool:
+    if type(value) is dict:
+        return any(max(map(ord, key), default=0) > 0xFFFF or _key_has_astral(item) for key, item in value.items())
+    if type(value) is list:
+        return any(_key_has_astral(item) for item in value)
+    return False
+
+
+def _jcs_text(value: Any) -> bytes:
+    # rfc8785 refuses integers beyond 2^53, for which the rules need the text anyway.
+    if _holds_float_or_long_integer(value):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return jcs_reference(value)
+
+
+def _exact(data: bytes) -> Any:
+    try:
+        return parse_canonical_json_exact(data)
+    except errors.JsonError:
+        return errors.JsonError
+
+
+@given(document_values)
+def test_canonical_check_shows_every_canonical_document(value: Any) -> None:
+    # Every JCS text of a document value is shown canonical (unless a key holds an astral
+    # character, left to the exact path), and never one whose value the rules refuse.
+    data = _jcs_text(value)
+    allowed = not _holds_float_or_long_integer(value)
+    shown = native_canonical(data)
+    if allowed and not _key_has_astral(value):
+        assert shown
+    if shown:
+        assert allowed
+    if allowed:
+        assert parse_canonical_json(data) == value
+    else:
+        with pytest.raises(errors.JsonError):
+            parse_canonical_json(data)
+
+
+def _variants(value: Any) -> list[bytes]:
+    texts = [
+        json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(),
+        json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True).encode(),
+        json.dumps(value, ensure_ascii=False, sort_keys=True).encode(),
+        json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode(),
+    ]
+    return texts
+
+
+@given(document_values)
+def test_canonical_check_agrees_with_the_exact_path_on_other_spellings(value: Any) -> None:
+    for data in _variants(value):
+        if native_canonical(data):
+            assert _exact(data) is not errors.JsonError
+            assert data == _jcs_text(value)
+
+
+@given(document_values, st.data())
+def test_canonical_check_never_shows_a_mutated_text_the_exact_path_refuses(value: Any, data: st.DataObject) -> None:
+    text = bytearray(_jcs_text(value))
+    for _ in range(data.draw(st.integers(1, 3))):
+        action = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+        at = data.draw(st.integers(0, len(text)))
+        byte = data.draw(st.sampled_from(list(b' ,:{}[]"\\-0159.eEutfnl/ab') + [0x00, 0x1F, 0x7F, 0xC3, 0xA9, 0xED, 0xF0, 0xFF]))
+        if action == "insert" or not text:
+            text.insert(at, byte)
+        elif action == "delete":
+            del text[min(at, len(text) - 1)]
+        else:
+            text[min(at, len(text) - 1)] = byte
+    mutated = bytes(text)
+    if native_canonical(mutated):
+        assert _exact(mutated) is not errors.JsonError
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (b'{"a":1,"b":[true,false,null,"x",-5,0]}', True),
+        (b'{"b":1,"a":2}', False),  # unsorted keys
+        (b'{"a":1,"a":1}', False),  # a key twice
+        (b'{"a":1.5}', False),
+        (b'{"a":-0}', False),
+        (b'{"a":01}', False),
+        (b' {}', False),
+        (b'{} ', False),
+        (b'{"a" :1}', False),
+        (rb'{"a":"\u0001"}', True),
+        (rb'{"a":"\u0041"}', False),  # JCS writes "A" as it is
+        (rb'{"a":"\u001F"}', False),  # lowercase hex only
+        (rb'{"a":"\u000a"}', False),  # JCS writes \n
+        (rb'{"a":"\/"}', False),
+        (b'[9007199254740991,-9007199254740991]', True),
+        (b'[9007199254740992]', False),
+        (b'"\xc3\xa9"', True),
+        (b'"\xed\xa0\x80"', False),  # a UTF-8-encoded surrogate
+        (b'"\xc0\x80"', False),  # overlong
+        ('{"\ufb01":1,"\U0001f600":2}'.encode(), False),  # UTF-16 order differs: left to the exact path
+        (b"[" * 600 + b"]" * 600, False),  # deeper than the check follows
+    ],
+)
+def test_canonical_check_examples(text: bytes, shown: bool) -> None:
+    assert native_canonical(text) is shown
+
+
+def test_canonical_check_defers_astral_keys_to_the_exact_path() -> None:
+    # U+1F600 sorts after U+FB01 by code point but before it in UTF-16: JCS puts it first.
+    data = '{"\U0001f600":2,"\ufb01":1}'.encode()
+    assert not native_canonical(data)
+    assert parse_canonical_json(data) == {"\U0001f600": 2, "\ufb01": 1}
+
+
+def test_canonical_check_is_compiled() -> None:
+    # The hot path must run the compiled check: without it every document is re-serialised.
+    from ledger import encoding
+
+    assert encoding._is_canonical_document is native_canonical
