@@ -70,12 +70,14 @@ from ledger.genesis import Genesis
 from ledger.keys import verify_bytes
 from ledger.store import LevelDBStore, MemoryStore, WriteBatch
 from ledger.transactions import (
+    KIND_DOC_AMEND,
     DocAmend,
     DocIssue,
     DocRevoke,
     Envelope,
     OfficerRegister,
     OfficerRevoke,
+    peek_envelope,
 )
 from ledger.transition import commit_block, execute_block, validate_content
 
@@ -359,20 +361,22 @@ def verify_signature_chunk(
     document type is the original's, known only to the ledger state), so the main
     process checks it in full. Anything that fails, even to decode, is left out: the
     main process meets the error in order and reports it with its height and index.
+    The envelope is only peeked at (:func:`~ledger.transactions.peek_envelope`): a pass
+    counts for a transaction hash only once the main process has decoded those bytes.
     """
     tx_passed = []
     for tx_bytes, content in txs:
         try:
-            envelope = Envelope.decode(tx_bytes)
-            body = envelope.tx.body
-            if isinstance(body, DocAmend):
+            parts = peek_envelope(tx_bytes)
+            if parts.kind == KIND_DOC_AMEND:
                 continue
-            verify_bytes(envelope.tx.signer, envelope.signed, envelope.sig, SignatureInvalidError)
-            if isinstance(body, DocIssue):
-                validate_content(body.doc_type, body.doc_id, body.doc_hash, content)
+            verify_bytes(parts.signer, parts.signed, parts.sig, SignatureInvalidError)
+            if parts.issued is not None:
+                doc_type, doc_id, doc_hash = parts.issued
+                validate_content(doc_type, doc_id, doc_hash, content)
         except LedgerError:
             continue
-        tx_passed.append(envelope.tx_hash)
+        tx_passed.append(H(tx_bytes))
     pre_passed = []
     for public, message, sig in precommits:
         try:
