@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO.parent / "shared" / "samples"
 EXAMPLES = REPO / "scripts" / "examples"
 
-LEAVES = settings(max_examples=250, deadline=None)
+LEAVES = settings(max_examples=200, deadline=None)
 DOCUMENTS = settings(
-    max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 
 Check = Callable[[Any], None]
