@@ -1,4 +1,4 @@
-"""Build the C helpers (``ledger._jsonscan``, ``ledger._docschema``); all metadata lives in pyproject.toml."""
+"""Build the C helpers (the ``ledger/_*.c`` extensions); all metadata lives in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -6,5 +6,6 @@ setup(
     ext_modules=[
         Extension("ledger._jsonscan", ["ledger/_jsonscan.c"]),
         Extension("ledger._docschema", ["ledger/_docschema.c"]),
+        Extension("ledger._smtpage", ["ledger/_smtpage.c"]),
     ]
 )

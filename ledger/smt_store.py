@@ -3,7 +3,7 @@
 The hashing rule, the proofs and the plain reference (:func:`~ledger.smt.compute_root_naive`)
 are in :mod:`ledger.smt`, which also exports :class:`StateTree` and :class:`NodeCache`;
 import them from there. A differential property test keeps :class:`StateTree` equal to
-the reference.
+the reference, and another keeps the compiled walk equal to the Python one (below).
 
 Storage layout under ``prefix`` (default ``b"smt/"``)::
 
@@ -41,10 +41,27 @@ shares one across blocks). An update takes each page it rewrites out of the cach
 puts the new page in, so the cache holds the live tree rather than the garbage of past
 blocks; after a discarded update the pages it took are read from the store again.
 
-Performance notes (CPython): an update works on a page as a list ``[mask bytes, record,
-...]`` unpacked from the page in one ``struct`` call and joined back in one ``bytes.join``;
-pages in the cache are single ``bytes`` objects, which the garbage collector never scans
-(a cache of tuples of records cost about a tenth of the update time in collections).
+The walk, twice. :meth:`StateTree.update_reference` is the update in Python and its
+specification; :meth:`StateTree.update` runs its compiled twin, ``ledger/_smtpage.c``
+(built by ``pip install -e .``), when that imports, and the Python walk otherwise. The
+twin makes the same batch entries (same keys, same bytes, same order) and the same cache
+moves, reads pages the cache does not hold through :meth:`StateTree._take_page` (so a
+damaged page raises the same :class:`~ledger.errors.StoreCorruptError`), and checks pages
+read from the store with its own :func:`parse_page`; a differential property test
+(``tests/property/test_smt_compiled.py``) holds the two together. It hashes with its own
+SHA-256, on the CPU's SHA instructions where there are any. The interpreted walk cost about
+40 us per key of a batch of 1,000 in a tree of 100,000; the compiled one about 7 to 10,
+most of it the batch and cache dictionaries and the hashing. Where the two differ, only
+on stores no tree update writes: pages that match their hashes but not the layout (a node
+its parent names missing from the page, nodes below depth 256) and a root record that is
+not 32 bytes are a StoreCorruptError for the compiled walk, where the Python walk computes
+some root or fails in its own words.
+
+Performance notes for the Python walk (CPython): it works on a page as a list ``[mask
+bytes, record, ...]`` unpacked from the page in one ``struct`` call and joined back in one
+``bytes.join``; pages in the cache are single ``bytes`` objects, which the garbage
+collector never scans (a cache of tuples of records cost about a tenth of the update time
+in collections).
 """
 
 from __future__ import annotations
@@ -55,6 +72,7 @@ import struct
 from binascii import hexlify
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
+from types import ModuleType
 
 from ledger.errors import StoreCorruptError
 from ledger.store import KVReader, WriteBatch
@@ -164,6 +182,19 @@ def parse_page(raw: bytes, root_hash: bytes) -> bytes | None:
     return bytes(raw) if end == len(raw) else None
 
 
+def _load_compiled() -> ModuleType | None:
+    try:
+        return importlib.import_module("ledger._smtpage")
+    except ImportError:  # pragma: no cover - a checkout used without `pip install -e .`
+        return None
+
+
+_smtpage = _load_compiled()
+"""The compiled twin of :meth:`StateTree.update_reference` and :func:`parse_page`
+(``ledger/_smtpage.c``), or None: then every update takes the Python walk."""
+_parse_page: Callable[[bytes, bytes], bytes | None] = parse_page if _smtpage is None else _smtpage.parse_page
+
+
 class NodeCache:
     """Page root hash -> page, in two generations so hot pages survive and cold ones age out.
 
@@ -257,7 +288,7 @@ class StateTree:
     def _read_page(self, depth: int, path: int, root_hash: bytes) -> bytes:
         """The page rooted at ``depth`` on ``path`` from the store, checked against ``root_hash``."""
         raw = self.reader.get(self._page_prefix + hexlify(path.to_bytes(32, "big"))[:depth // PAGE_LEVELS])
-        page = None if raw is None else parse_page(raw, root_hash)
+        page = None if raw is None else _parse_page(raw, root_hash)
         if page is None:
             found = "nothing" if raw is None else f"{len(raw)} bytes that do not match: {raw[:67].hex()}..."
             if raw is None and depth == 0 and self.reader.get(self.prefix + b"n\x00\x00") is not None:
@@ -308,8 +339,35 @@ class StateTree:
         cache.age()
         return StateProof(leaf=leaf, siblings=tuple(siblings))
 
+    def _take_page_on(self, depth: int, key: bytes, root_hash: bytes) -> bytes:
+        """:meth:`_take_page` for the compiled walk, which names the path by its key."""
+        return self._take_page(depth, int.from_bytes(key, "big"), root_hash)
+
     def update(self, batch: WriteBatch, items: Mapping[bytes, bytes]) -> bytes:
         """Insert or replace every ``key -> value`` in ``items``; write into ``batch`` only.
+
+        Returns the new root. The walk is the compiled twin of :meth:`update_reference`
+        (``ledger/_smtpage.c``) when it is built, with the same effect on the batch and
+        the cache; otherwise :meth:`update_reference` itself.
+        """
+        if _smtpage is None:  # pragma: no cover - a checkout used without `pip install -e .`
+            return self.update_reference(batch, items)
+        old_root = self.root()
+        if not items:
+            return old_root
+        ops = batch.ops
+        # Depths run from 0 to 256; any cache_depth outside that compares the same as its bound.
+        cache_depth = min(max(self.cache_depth, 0), 257)
+        new_root: bytes = _smtpage.update(
+            ops, self.cache.young, self._take_page_on, self._value_prefix, self._page_prefix,
+            cache_depth, old_root, sorted(items), items,
+        )
+        self.cache.age()
+        ops[self._root_key] = new_root
+        return new_root
+
+    def update_reference(self, batch: WriteBatch, items: Mapping[bytes, bytes]) -> bytes:
+        """:meth:`update` in Python: the specification of the compiled walk.
 
         Keys are sorted and the tree is walked once, so the top of the tree shared by many
         keys is read and rehashed once per batch, not once per key (``walk``). Below the
