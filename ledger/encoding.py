@@ -33,6 +33,7 @@ from ledger.errors import (
     EncodingError,
     FloatError,
     JsonError,
+    NestingTooDeepError,
     NonCanonicalError,
     NonMinimalIntegerError,
     TrailingBytesError,
@@ -124,8 +125,29 @@ def decode_unchecked(data: bytes) -> Any:
         raise EncodingError(f"expected MessagePack, got bytes that do not decode: {exc}") from exc
 
 
+MAX_CB_DEPTH = 64
+"""Containers nest at most this deep in canonical bytes (a bound on decoding work; no
+format of the ledger comes near it)."""
+
+
 def decode_cb(data: bytes) -> Any:
-    """Decode canonical bytes; raise a specific :class:`EncodingError` if not canonical."""
+    """Decode canonical bytes; raise a specific :class:`EncodingError` if not canonical.
+
+    The compiled decoder reads canonical bytes in one pass; on anything else the
+    Python reader names the fault. :func:`decode_cb_reference` is the specification.
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    try:
+        return _decode_native(data)
+    except ValueError:
+        pass
+    _CanonicalReader(data).read_document()
+    raise NonCanonicalError("expected canonical bytes, got a different encoding")
+
+
+def decode_cb_reference(data: bytes) -> Any:
+    """:func:`decode_cb` through msgpack's decoder and the canonical checks, for tests."""
     try:
         value = msgpack.unpackb(
             data, raw=False, strict_map_key=True, use_list=True, ext_hook=_reject_ext,
@@ -138,10 +160,28 @@ def decode_cb(data: bytes) -> Any:
     else:
         # The C packer writes maps in the order they were decoded, so equal bytes plus
         # sorted keys everywhere means canonical, without rebuilding every map.
-        if _is_sorted_and_plain(value) and msgpack.packb(value, use_bin_type=True) == data:
+        if (
+            not _is_nested_deeper(value, MAX_CB_DEPTH)
+            and _is_sorted_and_plain(value)
+            and msgpack.packb(value, use_bin_type=True) == data
+        ):
             return value
     _CanonicalReader(data).read_document()
     raise NonCanonicalError("expected canonical bytes, got a different encoding")
+
+
+def _is_nested_deeper(value: Any, limit: int) -> bool:
+    """Whether some value inside ``value`` sits deeper than ``limit`` (the outermost at 0)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if type(item) is dict:
+            stack.extend((child, depth + 1) for child in item.values())
+        elif type(item) is list:
+            stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 class _CanonicalReader:
@@ -150,6 +190,7 @@ class _CanonicalReader:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
+        self.depth = -1  # of the value being read: 0 for the outermost
 
     def read_document(self) -> Any:
         value = self.read()
@@ -178,7 +219,15 @@ class _CanonicalReader:
             )
         return count
 
-    def read(self) -> Any:  # noqa: C901, PLR0911, PLR0912 - one branch per MessagePack type
+    def read(self) -> Any:
+        self.depth += 1
+        if self.depth > MAX_CB_DEPTH:
+            raise NestingTooDeepError(f"expected containers nested at most {MAX_CB_DEPTH} deep, got deeper at byte {self.pos}")
+        value = self.read_value()
+        self.depth -= 1
+        return value
+
+    def read_value(self) -> Any:  # noqa: C901, PLR0911, PLR0912 - one branch per MessagePack type
         at = self.pos
         tag = self.take(1)[0]
         if tag <= 0x7F:
@@ -500,6 +549,24 @@ def _pick_number_screen() -> Callable[[bytes], bool]:
 
 
 _may_hold_float_or_long_integer = _pick_number_screen()
+
+
+def _pick_decoder() -> Callable[[bytes], Any]:
+    try:
+        native = importlib.import_module("ledger._cbdecode")
+    except ImportError:  # pragma: no cover - a checkout used without `pip install -e .`
+        def reference(data: bytes) -> Any:
+            try:
+                return decode_cb_reference(data)
+            except EncodingError as exc:
+                raise ValueError(str(exc)) from exc
+
+        return reference
+    decode: Callable[[bytes], Any] = native.decode
+    return decode
+
+
+_decode_native = _pick_decoder()
 
 
 def _pick_canonical_check() -> Callable[[bytes], bool]:

@@ -15,6 +15,7 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     │   ├── UnsupportedTypeError         encoding.unsupported_type
     │   ├── WrongTypeError               encoding.wrong_type     (e.g. str sent as bin)
     │   ├── NonCanonicalError            encoding.non_canonical  (any other difference)
+    │   ├── NestingTooDeepError          encoding.too_deep       (containers beyond 64 deep)
     │   └── JsonError                    encoding.json
     ├── KeyFileError                     key.file_invalid
     │   └── KeyPassphraseError           key.passphrase
@@ -204,6 +205,11 @@ class WrongTypeError(EncodingError):
 class NonCanonicalError(EncodingError):
     code = "encoding.non_canonical"
     title = "Encoding is not canonical"
+
+
+class NestingTooDeepError(EncodingError):
+    code = "encoding.too_deep"
+    title = "Containers nested too deep"
 
 
 class JsonError(EncodingError):

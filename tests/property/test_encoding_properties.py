@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 
 from ledger import errors
 from ledger.encoding import (
+    MAX_CB_DEPTH,
     _holds_float_or_long_integer,
     cb,
     decode_cb,
+    decode_cb_reference,
     jcs,
     jcs_reference,
     may_hold_float_or_long_integer,
@@ -363,3 +365,68 @@ def test_canonical_check_is_compiled() -> None:
     from ledger import encoding
 
     assert encoding._is_canonical_document is native_canonical
+
+
+# --- the compiled canonical decoder ----------------------------------------------
+
+native_decode = importlib.import_module("ledger._cbdecode").decode
+
+
+def _decoded(decode: Any, data: bytes) -> Any:
+    try:
+        value = decode(data)
+    except (ValueError, errors.EncodingError):
+        return errors.EncodingError
+    return (type(value), value)
+
+
+@given(values)
+def test_native_decoder_reads_every_canonical_value(value: Any) -> None:
+    data = cb(value)
+    assert native_decode(data) == value
+    assert decode_cb(data) == value
+    # bytes stay bytes and str stays str, all the way down
+    assert cb(native_decode(data)) == data
+
+
+@given(st.binary(max_size=40))
+def test_native_decoder_agrees_with_the_reference_on_any_bytes(raw: bytes) -> None:
+    assert _decoded(native_decode, raw) == _decoded(decode_cb_reference, raw)
+
+
+@given(values, st.data())
+def test_native_decoder_agrees_with_the_reference_on_altered_bytes(value: Any, data: st.DataObject) -> None:
+    raw = bytearray(cb(value))
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(raw)))
+        action = data.draw(st.sampled_from(["set", "insert", "delete"]))
+        byte = data.draw(st.integers(0, 255) | st.sampled_from([0x80, 0x90, 0xA0, 0xC4, 0xCC, 0xD0, 0xD9, 0xDC, 0xDE]))
+        if action == "insert" or not raw:
+            raw.insert(at, byte)
+        elif action == "delete":
+            del raw[min(at, len(raw) - 1)]
+        else:
+            raw[min(at, len(raw) - 1)] = byte
+    altered = bytes(raw)
+    assert _decoded(native_decode, altered) == _decoded(decode_cb_reference, altered)
+    assert _decoded(decode_cb, altered) == _decoded(decode_cb_reference, altered)
+
+
+@pytest.mark.parametrize("depth", [MAX_CB_DEPTH, MAX_CB_DEPTH + 1, 16_000])
+def test_decoding_bounds_nesting(depth: int) -> None:
+    # 16,000 nested arrays fit in an envelope's 16 KB: they must be refused, not recursed into.
+    data = b"\x91" * depth + b"\xc0"
+    if depth <= MAX_CB_DEPTH:
+        assert _decoded(decode_cb, data) == _decoded(decode_cb_reference, data) != errors.EncodingError
+        return
+    for decode in (decode_cb, decode_cb_reference):
+        with pytest.raises(errors.NestingTooDeepError):
+            decode(data)
+    with pytest.raises(errors.NestingTooDeepError):
+        Envelope.decode(data)
+
+
+def test_decoder_is_compiled() -> None:
+    from ledger import encoding
+
+    assert encoding._decode_native is native_decode
