@@ -1,4 +1,4 @@
-"""Build the C helpers of the hot path (``ledger._jsonscan``, ``ledger._cbdecode``, ``ledger._docschema``, ``ledger._smtpage``); all metadata lives in pyproject.toml."""
+"""Build the C helpers (the ``ledger/_*.c`` extensions); all metadata lives in pyproject.toml."""
 
 from setuptools import Extension, setup
 
