@@ -132,14 +132,35 @@ static int hex_value(unsigned char c)
  * past the closing quote, start and end receive the bounds of the text between the quotes, and astral
  * says whether it holds a character beyond U+FFFF.
  */
-static int read_string(Reader *r, Py_ssize_t *start, Py_ssize_t *end, int *astral)
+/* PLAIN[c]: byte c stands for itself inside a JCS string (ASCII, not a control, quote
+ * or backslash). Most of a document is such bytes; the table makes each one a single
+ * load and test. */
+static unsigned char PLAIN[256];
+
+static void fill_plain(void)
+{
+    int c;
+    for (c = 0x20; c < 0x80; c++) {
+        PLAIN[c] = c != '"' && c != '\\';
+    }
+}
+
+static int read_string(Reader *r, Py_ssize_t *start, Py_ssize_t *end, int *astral, int *escaped)
 {
     const unsigned char *p = r->p;
     Py_ssize_t i = r->i + 1;
     *start = i;
     *astral = 0;
+    *escaped = 0;
     while (i < r->n) {
-        unsigned char c = p[i];
+        unsigned char c;
+        while (i < r->n && PLAIN[p[i]]) {
+            i++;
+        }
+        if (i >= r->n) {
+            break;
+        }
+        c = p[i];
         if (c == '"') {
             *end = i;
             r->i = i + 1;
@@ -150,6 +171,7 @@ static int read_string(Reader *r, Py_ssize_t *start, Py_ssize_t *end, int *astra
         }
         if (c == '\\') {
             unsigned char e;
+            *escaped = 1;
             if (i + 1 >= r->n) {
                 return NOT_SHOWN;
             }
@@ -293,6 +315,7 @@ typedef struct {
     unsigned char container; /* '{' or '[' */
     Py_ssize_t key_start;    /* the previous key of an object, or -1 */
     Py_ssize_t key_end;
+    int key_escaped;
 } Frame;
 
 static int is_canonical(const unsigned char *p, Py_ssize_t n)
@@ -318,6 +341,7 @@ static int is_canonical(const unsigned char *p, Py_ssize_t n)
                 stack[depth].container = c;
                 stack[depth].key_start = -1;
                 stack[depth].key_end = -1;
+                stack[depth].key_escaped = 0;
                 depth++;
                 if (c == '{') {
                     goto key;
@@ -326,8 +350,8 @@ static int is_canonical(const unsigned char *p, Py_ssize_t n)
             }
         } else if (c == '"') {
             Py_ssize_t start, end;
-            int astral;
-            if (!read_string(&r, &start, &end, &astral)) {
+            int astral, escaped;
+            if (!read_string(&r, &start, &end, &astral, &escaped)) {
                 return NOT_SHOWN;
             }
         } else if (c == '-' || (c >= '0' && c <= '9')) {
@@ -377,15 +401,28 @@ static int is_canonical(const unsigned char *p, Py_ssize_t n)
         {
             Frame *top = &stack[depth - 1];
             Py_ssize_t start, end;
-            int astral;
-            if (r.i >= n || p[r.i] != '"' || !read_string(&r, &start, &end, &astral) || astral) {
+            int astral, escaped;
+            if (r.i >= n || p[r.i] != '"' || !read_string(&r, &start, &end, &astral, &escaped) || astral) {
                 return NOT_SHOWN;
             }
-            if (top->key_start >= 0 && !is_before(p, top->key_start, top->key_end, start, end)) {
-                return NOT_SHOWN;
+            if (top->key_start >= 0) {
+                int before;
+                if (escaped || top->key_escaped) {
+                    before = is_before(p, top->key_start, top->key_end, start, end);
+                } else {
+                    /* Without escapes the bytes are the UTF-8 of the key, whose byte
+                     * order is code point order: one memcmp. */
+                    Py_ssize_t a = top->key_end - top->key_start, b = end - start;
+                    int order = memcmp(p + top->key_start, p + start, (size_t)(a < b ? a : b));
+                    before = order < 0 || (order == 0 && a < b);
+                }
+                if (!before) {
+                    return NOT_SHOWN;
+                }
             }
             top->key_start = start;
             top->key_end = end;
+            top->key_escaped = escaped;
             if (r.i >= n || p[r.i] != ':') {
                 return NOT_SHOWN;
             }
@@ -420,5 +457,6 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__jsonscan(void)
 {
+    fill_plain();
     return PyModule_Create(&module);
 }
