@@ -114,17 +114,6 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise UnsupportedTypeError(f"expected no extension types, got ext type {code}")
 
 
-def decode_unchecked(data: bytes) -> Any:
-    """Decode MessagePack without the canonical checks, for bytes that are checked in full
-    elsewhere before anything read here counts; raise :class:`EncodingError` if it does not decode."""
-    try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_reject_ext, timestamp=0)
-    except EncodingError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - msgpack raises many types
-        raise EncodingError(f"expected MessagePack, got bytes that do not decode: {exc}") from exc
-
-
 MAX_CB_DEPTH = 64
 """Containers nest at most this deep in canonical bytes (a bound on decoding work; no
 format of the ledger comes near it)."""
