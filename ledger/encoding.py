@@ -526,48 +526,34 @@ def may_hold_float_or_long_integer(data: bytes) -> bool:
     return False
 
 
-def _pick_number_screen() -> Callable[[bytes], bool]:
+def _compiled(module: str, name: str, fallback: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """The compiled ``module.name``, or ``fallback`` in a checkout used without
+    ``pip install -e .`` (nothing compiled)."""
     try:
-        native = importlib.import_module("ledger._jsonscan")
-    except ImportError:  # pragma: no cover - a checkout used without `pip install -e .`
-        # Without the compiled screen every value takes the exact walk (the Python
-        # screen costs more than the walk it would save).
-        return lambda data: True
-    screen: Callable[[bytes], bool] = native.may_hold_float_or_long_integer
-    return screen
+        native = importlib.import_module(module)
+    except ImportError:  # pragma: no cover - nothing compiled
+        return fallback
+    function: Callable[[bytes], Any] = getattr(native, name)
+    return function
 
 
-_may_hold_float_or_long_integer = _pick_number_screen()
-
-
-def _pick_decoder() -> Callable[[bytes], Any]:
+def _decode_by_reference(data: bytes) -> Any:
     try:
-        native = importlib.import_module("ledger._cbdecode")
-    except ImportError:  # pragma: no cover - a checkout used without `pip install -e .`
-        def reference(data: bytes) -> Any:
-            try:
-                return decode_cb_reference(data)
-            except EncodingError as exc:
-                raise ValueError(str(exc)) from exc
-
-        return reference
-    decode: Callable[[bytes], Any] = native.decode
-    return decode
+        return decode_cb_reference(data)
+    except EncodingError as exc:
+        raise ValueError(str(exc)) from exc
 
 
-_decode_native = _pick_decoder()
-
-
-def _pick_canonical_check() -> Callable[[bytes], bool]:
-    try:
-        native = importlib.import_module("ledger._jsonscan")
-    except ImportError:  # pragma: no cover - a checkout used without `pip install -e .`
-        return lambda data: False  # every document takes the exact path
-    check: Callable[[bytes], bool] = native.is_canonical_document
-    return check
-
-
-_is_canonical_document = _pick_canonical_check()
+# Without the compiled screen every value takes the exact walk (the Python screen costs
+# more than the walk it would save); without the compiled check every document takes
+# the exact path.
+_may_hold_float_or_long_integer: Callable[[bytes], bool] = _compiled(
+    "ledger._jsonscan", "may_hold_float_or_long_integer", lambda data: True
+)
+_decode_native: Callable[[bytes], Any] = _compiled("ledger._cbdecode", "decode", _decode_by_reference)
+_is_canonical_document: Callable[[bytes], bool] = _compiled(
+    "ledger._jsonscan", "is_canonical_document", lambda data: False
+)
 """True only if the bytes are JCS of a float-free value with safe integers (compiled;
 the exact path in :func:`parse_canonical_json` is its specification)."""
 

@@ -224,6 +224,22 @@ def test_number_screen_is_compiled() -> None:
     assert encoding._may_hold_float_or_long_integer is native_screen
 
 
+def _alter(data: st.DataObject, original: bytes, byte_values: st.SearchStrategy[int]) -> bytes:
+    """``original`` with one to three bytes set, inserted or deleted at drawn places."""
+    raw = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(raw)))
+        action = data.draw(st.sampled_from(["set", "insert", "delete"]))
+        byte = data.draw(byte_values)
+        if action == "insert" or not raw:
+            raw.insert(at, byte)
+        elif action == "delete":
+            del raw[min(at, len(raw) - 1)]
+        else:
+            raw[min(at, len(raw) - 1)] = byte
+    return bytes(raw)
+
+
 # --- the compiled canonical-document check ---------------------------------------
 
 native_canonical = importlib.import_module("ledger._jsonscan").is_canonical_document
@@ -307,18 +323,8 @@ def test_canonical_check_agrees_with_the_exact_path_on_other_spellings(value: An
 
 @given(document_values, st.data())
 def test_canonical_check_never_shows_a_mutated_text_the_exact_path_refuses(value: Any, data: st.DataObject) -> None:
-    text = bytearray(_jcs_text(value))
-    for _ in range(data.draw(st.integers(1, 3))):
-        action = data.draw(st.sampled_from(["flip", "insert", "delete"]))
-        at = data.draw(st.integers(0, len(text)))
-        byte = data.draw(st.sampled_from(list(b' ,:{}[]"\\-0159.eEutfnl/ab') + [0x00, 0x1F, 0x7F, 0xC3, 0xA9, 0xED, 0xF0, 0xFF]))
-        if action == "insert" or not text:
-            text.insert(at, byte)
-        elif action == "delete":
-            del text[min(at, len(text) - 1)]
-        else:
-            text[min(at, len(text) - 1)] = byte
-    mutated = bytes(text)
+    json_bytes = st.sampled_from(list(b' ,:{}[]"\\-0159.eEutfnl/ab') + [0x00, 0x1F, 0x7F, 0xC3, 0xA9, 0xED, 0xF0, 0xFF])
+    mutated = _alter(data, _jcs_text(value), json_bytes)
     if native_canonical(mutated):
         assert _exact(mutated) is not errors.JsonError
 
@@ -396,18 +402,8 @@ def test_native_decoder_agrees_with_the_reference_on_any_bytes(raw: bytes) -> No
 
 @given(values, st.data())
 def test_native_decoder_agrees_with_the_reference_on_altered_bytes(value: Any, data: st.DataObject) -> None:
-    raw = bytearray(cb(value))
-    for _ in range(data.draw(st.integers(1, 3))):
-        at = data.draw(st.integers(0, len(raw)))
-        action = data.draw(st.sampled_from(["set", "insert", "delete"]))
-        byte = data.draw(st.integers(0, 255) | st.sampled_from([0x80, 0x90, 0xA0, 0xC4, 0xCC, 0xD0, 0xD9, 0xDC, 0xDE]))
-        if action == "insert" or not raw:
-            raw.insert(at, byte)
-        elif action == "delete":
-            del raw[min(at, len(raw) - 1)]
-        else:
-            raw[min(at, len(raw) - 1)] = byte
-    altered = bytes(raw)
+    headers = st.sampled_from([0x80, 0x90, 0xA0, 0xC4, 0xCC, 0xD0, 0xD9, 0xDC, 0xDE])
+    altered = _alter(data, cb(value), st.integers(0, 255) | headers)
     assert _decoded(native_decode, altered) == _decoded(decode_cb_reference, altered)
     assert _decoded(decode_cb, altered) == _decoded(decode_cb_reference, altered)
 
