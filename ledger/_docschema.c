@@ -385,6 +385,23 @@ static int call_predicate(PyObject *predicate, PyObject *value)
     return truth;
 }
 
+/* 1 with `s` viewing `value` if it is exactly a str, 0 if it is not one, -1 on error. */
+static int view_str(PyObject *value, Str *s)
+{
+    if (!PyUnicode_CheckExact(value)) {
+        return 0;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(value) < 0) {
+        return -1;
+    }
+#endif
+    s->kind = PyUnicode_KIND(value);
+    s->data = PyUnicode_DATA(value);
+    s->n = PyUnicode_GET_LENGTH(value);
+    return 1;
+}
+
 static int check_leaf(const Node *node, PyObject *value)
 {
     Str s;
@@ -411,17 +428,12 @@ static int check_leaf(const Node *node, PyObject *value)
     default:
         break;
     }
-    if (!PyUnicode_CheckExact(value)) {
-        return 0;
+    {
+        int is_str = view_str(value, &s);
+        if (is_str <= 0) {
+            return is_str;
+        }
     }
-#if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(value) < 0) {
-        return -1;
-    }
-#endif
-    s.kind = PyUnicode_KIND(value);
-    s.data = PyUnicode_DATA(value);
-    s.n = PyUnicode_GET_LENGTH(value);
     switch (node->leaf) {
     case L_STRING:
         return 1;
@@ -515,20 +527,10 @@ static int check(const Node *node, PyObject *value)
         if (PyDict_CheckExact(value)) {
             return check_object(node->item, value);
         }
-        if (!PyUnicode_CheckExact(value)) {
-            return 0;
-        }
         {
             Str s;
-#if PY_VERSION_HEX < 0x030C0000
-            if (PyUnicode_READY(value) < 0) {
-                return -1;
-            }
-#endif
-            s.kind = PyUnicode_KIND(value);
-            s.data = PyUnicode_DATA(value);
-            s.n = PyUnicode_GET_LENGTH(value);
-            return is_text(&s);
+            int is_str = view_str(value, &s);
+            return is_str <= 0 ? is_str : is_text(&s);
         }
     }
 }

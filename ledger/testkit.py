@@ -44,6 +44,27 @@ ALLIANCE_ZONES: tuple[tuple[str, str, str], ...] = (
 )
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "scripts" / "examples"
+EXAMPLE_DOC_TYPES = {
+    "coo_preferential.json": "certificate_of_origin",
+    "coo_non_preferential.json": "certificate_of_origin",
+    "decl_export.json": "customs_declaration",
+    "decl_import.json": "customs_declaration",
+    "decl_free_zone_entry.json": "customs_declaration",
+    "decl_free_zone_exit.json": "customs_declaration",
+    "decl_re_export.json": "customs_declaration",
+    "decl_transfer.json": "customs_declaration",
+    "invoice.json": "commercial_invoice",
+    "bill_of_lading.json": "bill_of_lading",
+    "certificate_of_non_manipulation.json": "certificate_of_non_manipulation",
+}
+"""The document type of each example in ``scripts/examples``."""
+TRADETRUST_SAMPLE_DOC_TYPES = {
+    "tradetrust_chafta_coo_raw_v2.json": "certificate_of_origin",
+    "tradetrust_invoice_raw_v2.json": "commercial_invoice",
+    "tradetrust_bill_of_lading_raw_v2.json": "bill_of_lading",
+    "tradetrust_certificate_of_non_manipulation_raw_v2.json": "certificate_of_non_manipulation",
+}
+"""The document type of each TradeTrust sample in ``../shared/samples``."""
 
 
 def zone_ids(count: int) -> list[str]:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from ledger import documents
 from ledger.codes import COUNTRY_CODES, CURRENCY_CODES
+from ledger.testkit import EXAMPLE_DOC_TYPES, TRADETRUST_SAMPLE_DOC_TYPES
 
 _docschema = importlib.import_module("ledger._docschema")
 
@@ -290,25 +291,8 @@ def test_leaf_seeds_and_all_of_one_string_width(check: Check) -> None:
 
 # --- every schema, on realistic documents mutated at random paths -----------------------
 
-EXAMPLE_TYPES = {
-    "coo_preferential.json": "certificate_of_origin",
-    "coo_non_preferential.json": "certificate_of_origin",
-    "decl_export.json": "customs_declaration",
-    "decl_import.json": "customs_declaration",
-    "decl_free_zone_entry.json": "customs_declaration",
-    "decl_free_zone_exit.json": "customs_declaration",
-    "decl_re_export.json": "customs_declaration",
-    "decl_transfer.json": "customs_declaration",
-    "invoice.json": "commercial_invoice",
-    "bill_of_lading.json": "bill_of_lading",
-    "certificate_of_non_manipulation.json": "certificate_of_non_manipulation",
-}
-TRADETRUST_SAMPLES = {
-    "tradetrust_chafta_coo_raw_v2.json": "certificate_of_origin",
-    "tradetrust_invoice_raw_v2.json": "commercial_invoice",
-    "tradetrust_bill_of_lading_raw_v2.json": "bill_of_lading",
-    "tradetrust_certificate_of_non_manipulation_raw_v2.json": "certificate_of_non_manipulation",
-}
+EXAMPLE_TYPES = EXAMPLE_DOC_TYPES
+TRADETRUST_SAMPLES = TRADETRUST_SAMPLE_DOC_TYPES
 BASES: list[tuple[str, Any]] = [
     *(
         (doc_type, json.loads((EXAMPLES / name).read_text("utf-8")))
