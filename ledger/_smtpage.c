@@ -627,6 +627,20 @@ static int merge(Walk *w, Page *page, int slot, int depth, const uint8_t record[
     return rc;
 }
 
+/* An internal node on the path where a new key meets a resident leaf: one-sided, its
+ * child hash filled in on the way up, while the paths still agree (`above_split`); at
+ * the split, both children the resident's hash for now (the new leaf replaces one). */
+static void set_path_record(uint8_t record[RECORD_SIZE], int above_split, const uint8_t node_hash[HASH_SIZE])
+{
+    record[0] = INTERNAL_TAG;
+    if (above_split) {
+        memset(record + 1, 0, 2 * HASH_SIZE);
+    } else {
+        memcpy(record + 1, node_hash, HASH_SIZE);
+        memcpy(record + 1 + HASH_SIZE, node_hash, HASH_SIZE);
+    }
+}
+
 /* A page left on the way down, to come back to: where the path went on from it. */
 typedef struct {
     Page *page;
@@ -682,13 +696,7 @@ static int walk_one(Walk *w, int page_depth, int slot, Page *page, const uint8_t
             depth = page_depth + slot_level[slot];
             split = shared_bits(key, resident + 1);
             mask = page->mask;
-            record[0] = INTERNAL_TAG;
-            if (depth < split) {
-                memset(record + 1, 0, 2 * HASH_SIZE);
-            } else {
-                memcpy(record + 1, node_hash, HASH_SIZE);
-                memcpy(record + 1 + HASH_SIZE, node_hash, HASH_SIZE);
-            }
+            set_path_record(record, depth < split, node_hash);
             memcpy(current, record, RECORD_SIZE);
             while (depth < split) {
                 depth++;
@@ -709,13 +717,7 @@ static int walk_one(Walk *w, int page_depth, int slot, Page *page, const uint8_t
                         return -1;
                     }
                 }
-                record[0] = INTERNAL_TAG;
-                if (depth < split) {
-                    memset(record + 1, 0, 2 * HASH_SIZE);
-                } else {
-                    memcpy(record + 1, node_hash, HASH_SIZE);
-                    memcpy(record + 1 + HASH_SIZE, node_hash, HASH_SIZE);
-                }
+                set_path_record(record, depth < split, node_hash);
                 memcpy(page->rec[slot], record, RECORD_SIZE);
                 mask |= 1u << slot;
             }
