@@ -401,3 +401,35 @@ def test_reopened_store_continues(alliance: Alliance, chafta: dict[str, Any], tm
     block2 = chain.get_block(2)
     assert commit is not None and block2 is not None and block2.last_commit == commit
     store.close()
+
+
+def test_block_errors_stay_in_transaction_order_with_signatures_checked_first(
+    alliance: Alliance, chafta: dict[str, Any]
+) -> None:
+    # execute_block verifies every signature before any rule runs; the error it raises
+    # must still be the first transaction's in order, with that transaction's index.
+    from ledger.transactions import DocIssue, Envelope
+
+    chain = alliance.chain()
+    issue_one(alliance, chain, chafta, "O-0")
+    good = [alliance.issue(TEDA, COO, certificate(chafta, f"O-{i}"), f"O-{i}") for i in (1, 2)]
+    doc = certificate(chafta, "O-3")
+    body = DocIssue(COO, f"{TEDA}/O-3", compute_doc_hash(doc), ())
+    forged = (Envelope.create(alliance.sign(alliance.officer_keys[TEDA], body).tx, bytes(64)), jcs(doc))
+    replayed = good[0]
+    executed = alliance.propose(chain, good)
+
+    def block_of(entries: list[Any]) -> Block:
+        return Block(
+            executed.block.header.with_changes(tx_count=len(entries)), executed.block.last_commit,
+            tuple(e.encode() for e, _ in entries), tuple(c for _, c in entries),
+        )
+
+    # A forged signature after a rule-breaking transaction: the rule is named, at index 2.
+    with pytest.raises(errors.DuplicateInBlockError) as first:
+        execute_block(chain, block_of([good[0], good[1], replayed, forged]))
+    assert first.value.tx_index == 2
+    # The forged signature itself, at its own index.
+    with pytest.raises(errors.SignatureInvalidError) as second:
+        execute_block(chain, block_of([good[0], forged, good[1]]))
+    assert second.value.tx_index == 1
