@@ -114,7 +114,6 @@ random mutations of them.
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -134,6 +133,7 @@ from ledger.codes import (
     is_rfc3339_date,
     is_rfc3339_datetime,
 )
+from ledger.compiled import load_compiled
 from ledger.errors import (
     CountryCodeError,
     CurrencyCodeError,
@@ -631,14 +631,7 @@ def _native_spec(node: _Node) -> tuple[Any, ...]:
     return ("text_or_object", _native_spec(node.obj))
 
 
-def _load_native() -> Any:
-    try:
-        return importlib.import_module("ledger._docschema")
-    except ImportError:  # pragma: no cover - a checkout used without `pip install -e .`
-        return None
-
-
-_docschema: Final = _load_native()
+_docschema: Final = load_compiled("_docschema")
 
 
 class _Schema:

@@ -18,7 +18,6 @@ handles everything else. A property test keeps the two in agreement.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import struct
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import msgpack
 import orjson
 import rfc8785
 
+from ledger.compiled import load_compiled
 from ledger.errors import (
     DuplicateKeyError,
     EncodingError,
@@ -527,11 +527,9 @@ def may_hold_float_or_long_integer(data: bytes) -> bool:
 
 
 def _compiled(module: str, name: str, fallback: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-    """The compiled ``module.name``, or ``fallback`` in a checkout used without
-    ``pip install -e .`` (nothing compiled)."""
-    try:
-        native = importlib.import_module(module)
-    except ImportError:  # pragma: no cover - nothing compiled
+    """The compiled ``module.name``, or ``fallback`` if it was not built."""
+    native = load_compiled(module)
+    if native is None:  # pragma: no cover - nothing compiled
         return fallback
     function: Callable[[bytes], Any] = getattr(native, name)
     return function
@@ -548,11 +546,11 @@ def _decode_by_reference(data: bytes) -> Any:
 # more than the walk it would save); without the compiled check every document takes
 # the exact path.
 _may_hold_float_or_long_integer: Callable[[bytes], bool] = _compiled(
-    "ledger._jsonscan", "may_hold_float_or_long_integer", lambda data: True
+    "_jsonscan", "may_hold_float_or_long_integer", lambda data: True
 )
-_decode_native: Callable[[bytes], Any] = _compiled("ledger._cbdecode", "decode", _decode_by_reference)
+_decode_native: Callable[[bytes], Any] = _compiled("_cbdecode", "decode", _decode_by_reference)
 _is_canonical_document: Callable[[bytes], bool] = _compiled(
-    "ledger._jsonscan", "is_canonical_document", lambda data: False
+    "_jsonscan", "is_canonical_document", lambda data: False
 )
 """True only if the bytes are JCS of a float-free value with safe integers (compiled;
 the exact path in :func:`parse_canonical_json` is its specification)."""

@@ -73,8 +73,8 @@ import struct
 from binascii import hexlify
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
-from types import ModuleType
 
+from ledger.compiled import load_compiled
 from ledger.errors import StoreCorruptError
 from ledger.store import KVReader, WriteBatch
 
@@ -183,14 +183,7 @@ def parse_page(raw: bytes, root_hash: bytes) -> bytes | None:
     return bytes(raw) if end == len(raw) else None
 
 
-def _load_compiled() -> ModuleType | None:
-    try:
-        return importlib.import_module("ledger._smtpage")
-    except ImportError:  # pragma: no cover - a checkout used without `pip install -e .`
-        return None
-
-
-_smtpage = _load_compiled()
+_smtpage = load_compiled("_smtpage")
 """The compiled twin of :meth:`StateTree.update_reference` and :func:`parse_page`
 (``ledger/_smtpage.c``), or None: then every update takes the Python walk."""
 _parse_page: Callable[[bytes, bytes], bytes | None] = parse_page if _smtpage is None else _smtpage.parse_page
