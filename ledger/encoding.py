@@ -21,7 +21,7 @@ import hashlib
 import json
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import msgpack
 import orjson
@@ -131,8 +131,7 @@ def decode_cb(data: bytes) -> Any:
         return _decode_native(data)
     except ValueError:
         pass
-    _CanonicalReader(data).read_document()
-    raise NonCanonicalError("expected canonical bytes, got a different encoding")
+    _raise_encoding_fault(data)
 
 
 def decode_cb_reference(data: bytes) -> Any:
@@ -155,6 +154,11 @@ def decode_cb_reference(data: bytes) -> Any:
             and msgpack.packb(value, use_bin_type=True) == data
         ):
             return value
+    _raise_encoding_fault(data)
+
+
+def _raise_encoding_fault(data: bytes) -> NoReturn:
+    """Name why ``data`` is not canonical bytes (the reader raises the precise error)."""
     _CanonicalReader(data).read_document()
     raise NonCanonicalError("expected canonical bytes, got a different encoding")
 
@@ -564,10 +568,7 @@ def parse_canonical_json(data: bytes) -> Any:
     almost every document canonical in one pass. Any other takes the exact path,
     :func:`parse_canonical_json_exact`, which is the specification.
     """
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise JsonError(f"expected JSON, got {exc}") from exc
+    value = _load_json(data)
     if _is_canonical_document(data):
         return value
     return _check_canonical(data, value)
@@ -575,11 +576,14 @@ def parse_canonical_json(data: bytes) -> Any:
 
 def parse_canonical_json_exact(data: bytes) -> Any:
     """:func:`parse_canonical_json` without the compiled check: the reference for tests."""
+    return _check_canonical(data, _load_json(data))
+
+
+def _load_json(data: bytes) -> Any:
     try:
-        value = orjson.loads(data)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise JsonError(f"expected JSON, got {exc}") from exc
-    return _check_canonical(data, value)
 
 
 def _check_canonical(data: bytes, value: Any) -> Any:

@@ -295,6 +295,13 @@ KINDS_WITH_CONTENT = frozenset({KIND_DOC_ISSUE, KIND_DOC_AMEND})
 
 # map header (1) + "sig" (4) + bin8 header (2) + signature (64) + "tx" (3)
 _TX_OFFSET = 1 + 4 + 2 + 64 + 3
+
+
+def _signed_bytes(data: bytes) -> bytes:
+    """What an envelope's signature covers: ``TX_DOMAIN || cb(tx)``. The envelope is
+    canonical with keys "sig" < "tx", so ``cb(tx)`` is exactly the bytes after the "tx"
+    key: no need to encode the transaction again."""
+    return TX_DOMAIN + data[_TX_OFFSET:]
 _TX_FIELDS = frozenset({"chain_id", "kind", "signer", "nonce", "body"})
 _ENVELOPE_FIELDS = frozenset({"tx", "sig"})
 
@@ -399,10 +406,8 @@ class Envelope:
             raise
         if nonce > MAX_NONCE:
             raise MalformedTransactionError(f"tx.nonce: expected a uint64, got {nonce}")
-        # The envelope is canonical with keys "sig" < "tx", so cb(tx) is exactly the
-        # bytes after the "tx" key: no need to encode the transaction again.
         tx = Transaction(chain_id, signer, nonce, body)
-        return cls(tx, sig, encoded=data, tx_hash=H(data), signed=TX_DOMAIN + data[_TX_OFFSET:])
+        return cls(tx, sig, encoded=data, tx_hash=H(data), signed=_signed_bytes(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,7 +454,7 @@ def peek_envelope(data: bytes) -> SignedParts:
         if type(doc_type) is not str or type(doc_id) is not str or type(doc_hash) is not bytes:
             raise MalformedTransactionError("tx.body: expected doc_type, doc_id and doc_hash")
         issued = (doc_type, doc_id, doc_hash)
-    return SignedParts(signer, TX_DOMAIN + data[_TX_OFFSET:], data[7:71], kind, issued)
+    return SignedParts(signer, _signed_bytes(data), data[7:71], kind, issued)
 
 
 _DECODED: dict[bytes, Envelope] = {}
