@@ -426,3 +426,30 @@ def test_decoder_is_compiled() -> None:
     from ledger import encoding
 
     assert encoding._decode_native is native_decode
+
+
+# --- H -------------------------------------------------------------------------------
+
+
+@given(st.binary(max_size=9000))
+def test_h_is_sha256(data: bytes) -> None:
+    import hashlib
+
+    from ledger.encoding import H
+
+    expected = hashlib.sha256(data).digest()
+    assert H(data) == expected
+    assert H(bytearray(data)) == expected
+    assert H(memoryview(data)) == expected
+
+
+def test_h_runs_on_the_sha_instructions_where_the_cpu_has_them() -> None:
+    from ledger.encoding import H, _sha256_hashlib
+
+    native = importlib.import_module("ledger._smtpage")
+    if native.SHA_EXTENSIONS:
+        assert H is native.sha256
+    else:
+        assert H is _sha256_hashlib
+    with pytest.raises(TypeError):
+        H("text, not bytes")  # type: ignore[arg-type]
