@@ -344,8 +344,8 @@ class AuditReport:
 class _Checked:
     """A worker's answer for one chunk."""
 
-    tx_passed: list[bytes]
-    """Hashes of transactions whose signatures verified."""
+    tx_passed: list[int]
+    """Positions, in the chunk, of the transactions that passed."""
     precommits_passed: list[bytes]
     """Digests of precommit signatures that verified."""
 
@@ -362,10 +362,11 @@ def verify_signature_chunk(
     process checks it in full. Anything that fails, even to decode, is left out: the
     main process meets the error in order and reports it with its height and index.
     The envelope is only peeked at (:func:`~ledger.transactions.peek_envelope`): a pass
-    counts for a transaction hash only once the main process has decoded those bytes.
+    counts for the position the main process sent those bytes from, and it decodes them
+    there in full.
     """
     tx_passed = []
-    for tx_bytes, content in txs:
+    for position, (tx_bytes, content) in enumerate(txs):
         try:
             parts = peek_envelope(tx_bytes)
             if parts.kind == KIND_DOC_AMEND:
@@ -376,7 +377,7 @@ def verify_signature_chunk(
                 validate_content(doc_type, doc_id, doc_hash, content)
         except LedgerError:
             continue
-        tx_passed.append(H(tx_bytes))
+        tx_passed.append(position)
     pre_passed = []
     for public, message, sig in precommits:
         try:
@@ -406,7 +407,12 @@ class _Pending:
     commit: CommitCertificate | None
     commit_bytes: bytes | None
     error: LedgerError | None
-    futures: list[Future[_Checked]] = field(default_factory=list)
+    future: Future[_Checked] | None = None
+    """The chunk holding this block's signatures, once sent."""
+    chunk_offset: int = 0
+    """Where this block's transactions start in that chunk."""
+    checked: frozenset[int] = frozenset()
+    """Positions of this block's transactions that passed in a worker."""
 
 
 class _SignaturePipeline:
@@ -419,13 +425,12 @@ class _SignaturePipeline:
         self.precommits: list[tuple[bytes, bytes, bytes]] = []
         self.waiting: list[_Pending] = []  # blocks whose signatures are in the open chunk
         self.in_flight: deque[Future[_Checked]] = deque()
-        self.tx_passed: set[bytes] = set()
         self.precommits_passed: set[bytes] = set()
-        self.collected: set[Future[_Checked]] = set()  # a chunk serves several blocks; merge it once
 
     def add(self, pending: _Pending, txs: list[tuple[bytes, bytes | None]], precommits: list[tuple[bytes, bytes, bytes]]) -> None:
         if self.pool is None:
             return
+        pending.chunk_offset = len(self.txs)
         self.txs += txs
         self.precommits += precommits
         self.waiting.append(pending)
@@ -437,7 +442,7 @@ class _SignaturePipeline:
             return
         future = self.pool.submit(verify_signature_chunk, self.txs, self.precommits)
         for pending in self.waiting:
-            pending.futures.append(future)
+            pending.future = future
         self.in_flight.append(future)
         self.txs, self.precommits, self.waiting = [], [], []
 
@@ -446,28 +451,29 @@ class _SignaturePipeline:
             self._collect(self.in_flight.popleft())
         return len(self.in_flight) >= self.max_in_flight
 
-    def wait_for(self, pending: _Pending) -> None:
-        if pending in self.waiting:
-            self.flush()
-        for future in pending.futures:
-            self._collect(future)
-        pending.futures = []
-
     def _collect(self, future: Future[_Checked]) -> None:
-        if future in self.collected:
-            return
-        checked = future.result()
-        self.tx_passed.update(checked.tx_passed)
-        self.precommits_passed.update(checked.precommits_passed)
-        self.collected.add(future)
+        # Each chunk leaves ``in_flight`` once, in order: its precommit passes merge once.
+        self.precommits_passed.update(future.result().precommits_passed)
 
-    def take(self, tx_hashes: set[bytes], digests: set[bytes]) -> tuple[frozenset[bytes], frozenset[bytes]]:
-        """The passes that concern one block, removed from the pools so memory stays bounded."""
-        txs = frozenset(tx_hashes & self.tx_passed)
+    def wait_for(self, pending: _Pending) -> None:
+        """Block until ``pending``'s chunk is back; then its ``checked`` positions are set."""
+        if any(waiting is pending for waiting in self.waiting):
+            self.flush()
+        if pending.future is None or pending.block is None:
+            return
+        future = pending.future
+        while future in self.in_flight:  # chunks go out in block order: earlier ones are due first
+            self._collect(self.in_flight.popleft())
+        checked = future.result()
+        start, stop = pending.chunk_offset, pending.chunk_offset + len(pending.block.txs)
+        pending.checked = frozenset(p - start for p in checked.tx_passed if start <= p < stop)
+        pending.future = None
+
+    def take(self, digests: set[bytes]) -> frozenset[bytes]:
+        """The precommit passes that concern one block, removed from the pool so memory stays bounded."""
         pre = frozenset(digests & self.precommits_passed)
-        self.tx_passed -= txs
         self.precommits_passed -= pre
-        return txs, pre
+        return pre
 
 
 # --- the replay --------------------------------------------------------------
@@ -723,14 +729,13 @@ def _validate_block(
     height = pending.height
     if pending.commit is None:
         raise AuditMissingCommitError(f"c/{height}: expected the block's commit certificate, got none")
-    tx_hashes = {H(t) for t in block.txs}
     digests = {
         compute_signature_digest(public, message, sig)
         for public, message, sig in _precommit_items(block.last_commit, genesis.chain_id, genesis.validators)
         + _precommit_items(pending.commit, genesis.chain_id, genesis.validators)
     }
-    verified, verified_precommits = pipeline.take(tx_hashes, digests)
-    executed = execute_block(chain, block, verified=verified, verified_precommits=verified_precommits)
+    verified_precommits = pipeline.take(digests)
+    executed = execute_block(chain, block, checked=pending.checked, verified_precommits=verified_precommits)
     validate_canonical_commit(previous, block)
     # Checks the block's own stored certificate (its hash is the header's), then writes
     # into the replay store; a failure later in this function ends the replay anyway.

@@ -120,6 +120,9 @@ class BlockContext:
     verified: frozenset[bytes] = frozenset()
     signatures_checked: frozenset[bytes] = frozenset()
     """Transactions whose signatures verified in the block's first pass (content not checked)."""
+    checked: frozenset[int] = frozenset()
+    """Positions in this block of transactions whose signature and content, exactly as
+    the block carries them, were checked in full beforehand (the auditor's workers)."""
     seen_tx: set[bytes] = field(default_factory=set)
     changed_docs: dict[str, DocRecord] = field(default_factory=dict)
     locations: list[TxLocation] = field(default_factory=list)
@@ -321,7 +324,7 @@ def get_active_document(ctx: BlockContext, doc_id: str) -> DocRecord:
     return record
 
 
-def check_doc_issue(ctx: BlockContext, envelope: Envelope, body: DocIssue, content: bytes | None) -> None:
+def check_doc_issue(ctx: BlockContext, index: int, envelope: Envelope, body: DocIssue, content: bytes | None) -> None:
     validate_officer_of_zone(ctx, envelope.tx.signer, body.zone_id)
     if body.doc_type not in DOC_TYPES:
         raise UnknownDocTypeError(f"doc_type: expected one of {sorted(DOC_TYPES)}, got {body.doc_type!r}")
@@ -329,9 +332,10 @@ def check_doc_issue(ctx: BlockContext, envelope: Envelope, body: DocIssue, conte
         raise DocumentExistsError(f"{body.doc_id} is already issued; amend it instead")
     validate_new_content_hash(ctx, body.doc_hash)
     validate_attachments(ctx, body.doc_id, body.attachments)
-    validate_content(
-        body.doc_type, body.doc_id, body.doc_hash, content, checked_before=envelope.tx_hash in ctx.verified
-    )
+    if index not in ctx.checked:
+        validate_content(
+            body.doc_type, body.doc_id, body.doc_hash, content, checked_before=envelope.tx_hash in ctx.verified
+        )
 
 
 def check_doc_amend(ctx: BlockContext, envelope: Envelope, body: DocAmend, content: bytes | None) -> DocRecord:
@@ -420,12 +424,12 @@ def apply_transaction(ctx: BlockContext, index: int, tx_bytes: bytes, content: b
     envelope = Envelope.decode(tx_bytes)
     validate_chain_id(envelope, ctx.chain.genesis.chain_id)
     validate_not_replayed(ctx, envelope)
-    if envelope.tx_hash not in ctx.verified and envelope.tx_hash not in ctx.signatures_checked:
+    if not (index in ctx.checked or envelope.tx_hash in ctx.verified or envelope.tx_hash in ctx.signatures_checked):
         validate_signature(envelope)
     body = envelope.tx.body
     log_index = ctx.log.size
     if isinstance(body, DocIssue):
-        check_doc_issue(ctx, envelope, body, content)
+        check_doc_issue(ctx, index, envelope, body, content)
         record = DocRecord(body.doc_id, body.doc_type, STATUS_ACTIVE, 1, body.doc_hash, log_index, 1)
         ctx.batch.put(key_number(body.number, body.doc_id), b"")
         _write_doc_version(ctx, index, record, envelope, content, body.attachments)
@@ -513,19 +517,24 @@ def validate_roots(header: Header, log_size: int, log_root: bytes, state_root: b
 
 def execute_block(
     chain: Chain, block: Block, *, verified: frozenset[bytes] = frozenset(),
-    verified_precommits: frozenset[bytes] = frozenset(),
+    verified_precommits: frozenset[bytes] = frozenset(), checked: frozenset[int] = frozenset(),
 ) -> ExecutedBlock:
     """Every check of a block against the chain's head; returns the batch, writes nothing.
 
     ``verified`` names transactions this node already checked in full (mempool): their
     signatures and document contents are not checked again, only bound by hash;
     ``verified_precommits`` the ``last_commit`` signatures already checked
-    (:func:`ledger.blocks.compute_signature_digest`; the auditor's worker processes).
+    (:func:`ledger.blocks.compute_signature_digest`; the auditor's worker processes);
+    ``checked`` the positions of transactions whose signature and content, as this
+    block carries them, were checked in full (the auditor's workers): not even the
+    content's hash is taken again.
     """
     header = block.header
     validate_header(chain, header, len(block.txs), block.last_commit, verified_precommits=verified_precommits)
+    unchecked = [tx for index, tx in enumerate(block.txs) if index not in checked] if checked else block.txs
     ctx = BlockContext(
-        chain, header.height, verified=verified, signatures_checked=compute_valid_signatures(block.txs, verified)
+        chain, header.height, verified=verified, signatures_checked=compute_valid_signatures(unchecked, verified),
+        checked=checked,
     )
     hashes = []
     content_hashes: list[bytes | None] = []

@@ -433,3 +433,37 @@ def test_block_errors_stay_in_transaction_order_with_signatures_checked_first(
     with pytest.raises(errors.SignatureInvalidError) as second:
         execute_block(chain, block_of([good[0], forged, good[1]]))
     assert second.value.tx_index == 1
+
+
+def test_checked_positions_skip_their_checks_and_only_theirs(alliance: Alliance, chafta: dict[str, Any]) -> None:
+    # ``checked`` names positions whose signature and content were checked in full as
+    # this block carries them (the auditor's workers). The trust is by position: the
+    # same transaction one place over is checked again.
+    from ledger.transactions import DocIssue, Envelope
+
+    chain = alliance.chain()
+    issue_one(alliance, chain, chafta, "P-0")
+    good = alliance.issue(TEDA, COO, certificate(chafta, "P-1"), "P-1")
+    doc = certificate(chafta, "P-2")
+    body = DocIssue(COO, f"{TEDA}/P-2", compute_doc_hash(doc), ())
+    forged = (Envelope.create(alliance.sign(alliance.officer_keys[TEDA], body).tx, bytes(64)), jcs(doc))
+    executed = alliance.propose(chain, [good])
+
+    def block_of(entries: list[Any]) -> Block:
+        return Block(
+            executed.block.header.with_changes(tx_count=len(entries)), executed.block.last_commit,
+            tuple(e.encode() for e, _ in entries), tuple(c for _, c in entries),
+        )
+
+    block = block_of([forged, good])
+    with pytest.raises(errors.SignatureInvalidError) as unchecked:
+        execute_block(chain, block, checked=frozenset({1}))
+    assert unchecked.value.tx_index == 0
+    # Marked checked, the forged signature is taken as checked: the block then fails
+    # only on its log root, which the header computed for another transaction.
+    with pytest.raises(errors.LogRootMismatchError):
+        execute_block(chain, block_of([forged]), checked=frozenset({0}))
+    with pytest.raises(errors.DocumentHashMismatchError) as content:
+        execute_block(chain, block_of([(good[0], good[1].replace(b"P-1", b"P-9"))]), checked=frozenset({1}))
+    assert content.value.tx_index == 0
+    assert execute_block(chain, block_of([good]), checked=frozenset({0})).log_size == executed.log_size
