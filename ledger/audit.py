@@ -70,14 +70,12 @@ from ledger.genesis import Genesis
 from ledger.keys import verify_bytes
 from ledger.store import LevelDBStore, MemoryStore, WriteBatch
 from ledger.transactions import (
-    KIND_DOC_AMEND,
     DocAmend,
     DocIssue,
     DocRevoke,
     Envelope,
     OfficerRegister,
     OfficerRevoke,
-    peek_envelope,
 )
 from ledger.transition import commit_block, execute_block, validate_content
 
@@ -350,30 +348,48 @@ class _Checked:
     """Digests of precommit signatures that verified."""
 
 
-def verify_signature_chunk(
-    txs: list[tuple[bytes, bytes | None]], precommits: list[tuple[bytes, bytes, bytes]]
-) -> _Checked:
-    """Worker side: check transactions (with their contents) and (key, message, sig) precommits.
+TxCheck = tuple[bytes, bytes, bytes, tuple[str, str, bytes] | None, bytes | None] | None
+"""What a worker checks of one transaction, as the main process decoded it: ``(signer,
+signed bytes, signature, an issue's (doc_type, doc_id, doc_hash) or None, content)``;
+``None`` where a worker can check nothing."""
 
-    A transaction passes when everything ``execute_block`` may skip for a ``verified``
-    hash has been checked here: its signature and, for an issue, the stateless content
-    checks (hash, canonical JSON, schema, number). An amendment never passes (its
-    document type is the original's, known only to the ledger state), so the main
-    process checks it in full. Anything that fails, even to decode, is left out: the
-    main process meets the error in order and reports it with its height and index.
-    The envelope is only peeked at (:func:`~ledger.transactions.peek_envelope`): a pass
-    counts for the position the main process sent those bytes from, and it decodes them
-    there in full.
+
+def compute_tx_check(tx_bytes: bytes, content: bytes | None) -> TxCheck:
+    """The worker's part of a transaction: its signature and, for an issue, the content.
+
+    ``None`` for an amendment (its document type is the original's, known only to the
+    ledger state) and for bytes that do not decode: the main process checks those in
+    full and meets any error in order.
+    """
+    try:
+        envelope = Envelope.decode(tx_bytes)  # remembered: execution decodes it again for free
+    except LedgerError:
+        return None
+    body = envelope.tx.body
+    if isinstance(body, DocAmend):
+        return None
+    issued = (body.doc_type, body.doc_id, body.doc_hash) if isinstance(body, DocIssue) else None
+    return envelope.tx.signer, envelope.signed, envelope.sig, issued, content
+
+
+def verify_signature_chunk(txs: list[TxCheck], precommits: list[tuple[bytes, bytes, bytes]]) -> _Checked:
+    """Worker side: check transactions (:data:`TxCheck`) and (key, message, sig) precommits.
+
+    A transaction passes when everything ``execute_block`` skips for a ``checked``
+    position has been checked here: its signature and, for an issue, its content (hash,
+    canonical JSON, schema, number), from the values the main process decoded at that
+    position. Anything that fails is left out: the main process meets the error in
+    order and reports it with its height and index.
     """
     tx_passed = []
-    for position, (tx_bytes, content) in enumerate(txs):
+    for position, check in enumerate(txs):
+        if check is None:
+            continue
+        signer, signed, sig, issued, content = check
         try:
-            parts = peek_envelope(tx_bytes)
-            if parts.kind == KIND_DOC_AMEND:
-                continue
-            verify_bytes(parts.signer, parts.signed, parts.sig, SignatureInvalidError)
-            if parts.issued is not None:
-                doc_type, doc_id, doc_hash = parts.issued
+            verify_bytes(signer, signed, sig, SignatureInvalidError)
+            if issued is not None:
+                doc_type, doc_id, doc_hash = issued
                 validate_content(doc_type, doc_id, doc_hash, content)
         except LedgerError:
             continue
@@ -421,13 +437,13 @@ class _SignaturePipeline:
     def __init__(self, pool: ProcessPoolExecutor | None, workers: int) -> None:
         self.pool = pool
         self.max_in_flight = max(1, workers) * LOOKAHEAD_CHUNKS
-        self.txs: list[tuple[bytes, bytes | None]] = []
+        self.txs: list[TxCheck] = []
         self.precommits: list[tuple[bytes, bytes, bytes]] = []
         self.waiting: list[_Pending] = []  # blocks whose signatures are in the open chunk
         self.in_flight: deque[Future[_Checked]] = deque()
         self.precommits_passed: set[bytes] = set()
 
-    def add(self, pending: _Pending, txs: list[tuple[bytes, bytes | None]], precommits: list[tuple[bytes, bytes, bytes]]) -> None:
+    def add(self, pending: _Pending, txs: list[TxCheck], precommits: list[tuple[bytes, bytes, bytes]]) -> None:
         if self.pool is None:
             return
         pending.chunk_offset = len(self.txs)
@@ -652,7 +668,8 @@ def _replay(
             queue.append(pending)
             if pending.block is not None and pool is not None:
                 pipeline.add(
-                    pending, list(zip(pending.block.txs, pending.block.documents, strict=True)),
+                    pending,
+                    [compute_tx_check(t, c) for t, c in zip(pending.block.txs, pending.block.documents, strict=True)],
                     _precommit_items(pending.block.last_commit, chain_id, validators)
                     + _precommit_items(pending.commit, chain_id, validators),
                 )

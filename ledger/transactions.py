@@ -410,53 +410,6 @@ class Envelope:
         return cls(tx, sig, encoded=data, tx_hash=H(data), signed=_signed_bytes(data))
 
 
-@dataclass(frozen=True, slots=True)
-class SignedParts:
-    """What a signature check, and an issue's stateless content checks, read from an envelope."""
-
-    signer: bytes
-    signed: bytes
-    """``TX_DOMAIN || cb(tx)``."""
-    sig: bytes
-    kind: str
-    issued: tuple[str, str, bytes] | None
-    """For ``doc.issue``: ``(doc_type, doc_id, doc_hash)``."""
-
-
-_ENVELOPE_HEAD = b"\x82\xa3sig\xc4\x40"  # {"sig": bin8 of 64 bytes, ...
-_TX_KEY = b"\xa2tx"
-
-
-def peek_envelope(data: bytes) -> SignedParts:
-    """The parts of envelope bytes laid out as the canonical form lays them out, without
-    the typed checks of :meth:`Envelope.decode` (every field, every bound).
-
-    For the auditor's signature workers, at a fifth of the cost of a decode. Whatever
-    they pass counts only for a transaction the main process has decoded in full from
-    the same bytes, which then hold these same values; a peek that accepts bytes the
-    decode refuses wastes one signature check and lets nothing through.
-    """
-    if len(data) > MAX_ENVELOPE_BYTES or data[:7] != _ENVELOPE_HEAD or data[71:_TX_OFFSET] != _TX_KEY:
-        raise MalformedTransactionError("envelope: expected the canonical layout of sig and tx")
-    t = decode_cb(data[_TX_OFFSET:])
-    if type(t) is not dict:
-        raise MalformedTransactionError("tx: expected a map")
-    signer = t.get("signer")
-    kind = t.get("kind")
-    if type(signer) is not bytes or type(kind) is not str:
-        raise MalformedTransactionError("tx: expected a signer and a kind")
-    issued = None
-    if kind == KIND_DOC_ISSUE:
-        body = t.get("body")
-        if type(body) is not dict:
-            raise MalformedTransactionError("tx.body: expected a map")
-        doc_type, doc_id, doc_hash = body.get("doc_type"), body.get("doc_id"), body.get("doc_hash")
-        if type(doc_type) is not str or type(doc_id) is not str or type(doc_hash) is not bytes:
-            raise MalformedTransactionError("tx.body: expected doc_type, doc_id and doc_hash")
-        issued = (doc_type, doc_id, doc_hash)
-    return SignedParts(signer, _signed_bytes(data), data[7:71], kind, issued)
-
-
 _DECODED: dict[bytes, Envelope] = {}
 _DECODED_LIMIT = 20_000
 

@@ -453,3 +453,23 @@ def test_h_runs_on_the_sha_instructions_where_the_cpu_has_them() -> None:
         assert H is _sha256_hashlib
     with pytest.raises(TypeError):
         H("text, not bytes")  # type: ignore[arg-type]
+
+
+@given(st.data())
+def test_a_decoded_envelope_signs_exactly_its_transaction(contract: dict[str, Any], data: st.DataObject) -> None:
+    # ``signed`` is sliced from the envelope's bytes, not re-encoded; the auditor's
+    # workers verify the signature over it alone. Whatever bytes decode, it must be the
+    # domain and the canonical bytes of the transaction they decode to.
+    original = bytes.fromhex(contract["transaction"]["envelope_cb"])
+    altered = _alter(data, original, st.integers(0, 255))
+    try:
+        envelope = Envelope._decode(altered)
+    except errors.LedgerError:
+        return
+    assert envelope.signed == envelope.tx.signing_bytes()
+    assert envelope.encoded == cb({"tx": envelope.tx.to_wire(), "sig": envelope.sig}) == altered
+
+
+def test_a_decoded_envelope_signs_exactly_its_transaction_unaltered(contract: dict[str, Any]) -> None:
+    envelope = Envelope._decode(bytes.fromhex(contract["transaction"]["envelope_cb"]))
+    assert envelope.signed == envelope.tx.signing_bytes()
