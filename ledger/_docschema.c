@@ -47,11 +47,36 @@
  * spec's depth (at most MAX_DEPTH), whatever the document. An exception raised by a
  * rule or a "python" leaf, or by a dict lookup, propagates as it would from the
  * generated Python predicate.
+ *
+ * From the bytes, without parsing them into Python objects first:
+ *
+ *   scan_canonical(data) -> Scanned | None
+ *       The canonical scanner of ledger/_jsoncanon.h (the one behind
+ *       _jsonscan.is_canonical_document, so the same verdict) run with a token sink.
+ *       None when it does not show `data` canonical; else the document as a table of
+ *       tokens over the bytes, which the Scanned keeps alive.
+ *   Scanned.is_object            the document is a JSON object
+ *   Scanned.get(key, default=None)
+ *       What orjson.loads(data).get(key, default) gives for an object: the member
+ *       as a Python value (JSON null is None, so pass a default to tell it from an
+ *       absent member); `default` for a document that is not an object.
+ *   Scanned.value()              the whole document, as orjson.loads(data) gives it
+ *   Schema.is_valid_scanned(scanned)
+ *       Schema.is_valid(orjson.loads(data)), walking the tokens: a string is viewed
+ *       in place when it is ASCII without escapes, and decoded into a str otherwise
+ *       or when an "in_set" leaf needs one; a rule or a "python" leaf gets the
+ *       Python value of its subtree, built for it. The same leaf predicates serve
+ *       both walks.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "_jsoncanon.h"
+
 #define MAX_DEPTH 64
+/* An object of at most this many fields matches a scanned object's members in one
+ * merge; a larger one (no schema has one) looks each field up. */
+#define MAX_MERGE_FIELDS 32
 
 enum { N_OBJECT, N_ARRAY, N_TEXT_OR_OBJECT, N_LEAF };
 
@@ -95,9 +120,21 @@ static const struct {
 typedef struct Node Node;
 
 typedef struct {
+    const char *text; /* borrowed: the UTF-8 a str of the spec caches */
+    Py_ssize_t length;
+} Name;
+
+typedef struct {
+    Py_ssize_t field;  /* an index into an object's fields */
+    int same_as_next;  /* the next in order has the same name */
+} Rank;
+
+typedef struct {
     PyObject *key; /* borrowed from the spec, which the Schema owns */
     int required;
     Node *node;
+    char *name; /* the key as JCS writes it between quotes, the bytes of a scanned member's key */
+    Py_ssize_t name_len; /* -1: no canonical document can hold the key */
 } Field;
 
 struct Node {
@@ -106,8 +143,13 @@ struct Node {
     long long lo, hi; /* int_range bounds; string lengths; an array's min_items (lo) */
     PyObject *obj; /* borrowed: in_set's set, python's callable, an object's rule (or NULL) */
     unsigned char *countries; /* locode: 26 x 26 table of two-letter country codes */
+    Name *names; /* in_set of a frozenset of str: its members' UTF-8, in compare_names order */
+    Py_ssize_t nnames;
     Py_ssize_t nfields;
     Field *fields; /* object */
+    Rank *order; /* object, for a scanned document: its matchable fields in key byte order */
+    Py_ssize_t norder;
+    int merge; /* whether a scanned object's members are matched to fields by one merge */
     Node *item; /* array item; text_or_object's object */
 };
 
@@ -368,6 +410,40 @@ static int is_decimal(const Str *s, int signed_ok)
     return i > start && i == n;
 }
 
+/* The order of two byte strings (memcmp, then the shorter first): for UTF-8, and so
+ * for keys without escapes, the order of their code points. */
+static inline int compare_names(const unsigned char *a, Py_ssize_t a_len, const unsigned char *b, Py_ssize_t b_len)
+{
+    int order;
+    if (a_len > 0 && b_len > 0 && a[0] != b[0]) {
+        return a[0] < b[0] ? -1 : 1;
+    }
+    order = memcmp(a, b, (size_t)(a_len < b_len ? a_len : b_len));
+    return order != 0 ? order : (a_len > b_len) - (a_len < b_len);
+}
+
+/* Whether the ASCII string `s` views is one of node->names, by bisection: in_set on a
+ * string viewed in a document's bytes, without making a str of it. For a frozenset of
+ * str, equal UTF-8 is equal members. */
+static int is_named(const Node *node, const Str *s)
+{
+    Py_ssize_t lo = 0, hi = node->nnames;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        int order = compare_names((const unsigned char *)node->names[mid].text, node->names[mid].length,
+                                  (const unsigned char *)s->data, s->n);
+        if (order == 0) {
+            return 1;
+        }
+        if (order < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return 0;
+}
+
 /* --- the walk ----------------------------------------------------------------- */
 
 /* 1: valid, 0: invalid, -1: an exception is set. */
@@ -402,6 +478,52 @@ static int view_str(PyObject *value, Str *s)
     return 1;
 }
 
+/* A leaf of a kind that wants a str, on the str `s` views. `value` is that str, or
+ * NULL when `s` views a document's bytes (made into a str only for a set lookup). */
+static int check_string_leaf(const Node *node, const Str *s, PyObject *value)
+{
+    switch (node->leaf) {
+    case L_STRING:
+        return 1;
+    case L_TEXT:
+        return is_text(s);
+    case L_ASCII_GRAPHIC:
+        return is_in_range(s, node->lo, node->hi, '!', '~');
+    case L_DIGITS:
+        return is_in_range(s, node->lo, node->hi, '0', '9');
+    case L_IN_SET:
+        if (value == NULL && node->names != NULL) {
+            return is_named(node, s);
+        }
+        if (value == NULL) {
+            PyObject *made = PyUnicode_FromKindAndData(s->kind, s->data, s->n);
+            int found;
+            if (made == NULL) {
+                return -1;
+            }
+            found = PySet_Contains(node->obj, made);
+            Py_DECREF(made);
+            return found;
+        }
+        return PySet_Contains(node->obj, value);
+    case L_HS_CODE:
+        return is_hs_code(s);
+    case L_LOCODE:
+        return is_locode(s, node->countries);
+    case L_DATETIME:
+        return is_datetime(s);
+    case L_DATE_OR_DATETIME:
+        return is_date(s) || is_datetime(s);
+    case L_DECIMAL:
+        return is_decimal(s, 1);
+    case L_NON_NEGATIVE_DECIMAL:
+        return is_decimal(s, 0);
+    default:
+        PyErr_SetString(PyExc_SystemError, "_docschema: unknown leaf kind");
+        return -1;
+    }
+}
+
 static int check_leaf(const Node *node, PyObject *value)
 {
     Str s;
@@ -434,33 +556,7 @@ static int check_leaf(const Node *node, PyObject *value)
             return is_str;
         }
     }
-    switch (node->leaf) {
-    case L_STRING:
-        return 1;
-    case L_TEXT:
-        return is_text(&s);
-    case L_ASCII_GRAPHIC:
-        return is_in_range(&s, node->lo, node->hi, '!', '~');
-    case L_DIGITS:
-        return is_in_range(&s, node->lo, node->hi, '0', '9');
-    case L_IN_SET:
-        return PySet_Contains(node->obj, value);
-    case L_HS_CODE:
-        return is_hs_code(&s);
-    case L_LOCODE:
-        return is_locode(&s, node->countries);
-    case L_DATETIME:
-        return is_datetime(&s);
-    case L_DATE_OR_DATETIME:
-        return is_date(&s) || is_datetime(&s);
-    case L_DECIMAL:
-        return is_decimal(&s, 1);
-    case L_NON_NEGATIVE_DECIMAL:
-        return is_decimal(&s, 0);
-    default:
-        PyErr_SetString(PyExc_SystemError, "_docschema: unknown leaf kind");
-        return -1;
-    }
+    return check_string_leaf(node, &s, value);
 }
 
 static int check_object(const Node *node, PyObject *value)
@@ -535,6 +631,324 @@ static int check(const Node *node, PyObject *value)
     }
 }
 
+/* --- the walk over a scanned document ----------------------------------------- */
+
+/* The document of scan_canonical: its bytes and the scanner's tokens over them. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *data; /* the bytes, kept alive for the tokens that index them */
+    const unsigned char *p;
+    Token *tokens; /* PyMem */
+    Py_ssize_t ntokens;
+} ScannedObject;
+
+/* The value of an integer token: shortest form, within 2^53 - 1 (the scanner saw to it). */
+static long long integer_at(const unsigned char *p, const Token *token)
+{
+    Py_ssize_t i = token->start;
+    long long value = 0;
+    int negative = p[i] == '-';
+    for (i += negative; i < token->end; i++) {
+        value = value * 10 + (p[i] - '0');
+    }
+    return negative ? -value : value;
+}
+
+/* The string between the quotes at p[start..end) (read_string's flags) as a str.
+ * Escapes are undone into a copy first: each stands for one ASCII character (JCS
+ * escapes nothing else), and the scanner checked the UTF-8. */
+static PyObject *string_at(const ScannedObject *doc, Py_ssize_t start, Py_ssize_t end, int flags)
+{
+    const unsigned char *p = doc->p;
+    Py_ssize_t n = end - start;
+    char *copy;
+    Py_ssize_t i = start, k = 0;
+    PyObject *text;
+    if (!(flags & S_ESCAPED)) {
+        return PyUnicode_DecodeUTF8((const char *)p + i, n, NULL);
+    }
+    copy = PyMem_Malloc((size_t)n); /* rare: few document strings hold escapes */
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    while (i < end) {
+        copy[k++] = p[i] == '\\' ? (char)next_character(p, &i) : (char)p[i++];
+    }
+    text = PyUnicode_DecodeUTF8(copy, k, NULL);
+    PyMem_Free(copy);
+    return text;
+}
+
+/* The Python value of the token at `index` and all it holds, exactly what orjson.loads
+ * makes of those bytes. The scanner nests at most JSON_MAX_DEPTH deep, which bounds
+ * the recursion; the check below only keeps that promise explicit. */
+static PyObject *materialize(const ScannedObject *doc, Py_ssize_t index, int depth)
+{
+    const Token *token = &doc->tokens[index];
+    if (depth > JSON_MAX_DEPTH) {
+        PyErr_SetString(PyExc_SystemError, "_docschema: a scanned document nested too deeply");
+        return NULL;
+    }
+    switch (token->type) {
+    case T_OBJECT: {
+        PyObject *object = PyDict_New();
+        Py_ssize_t member = index + 1;
+        if (object == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t m = 0; m < token->count; m++) {
+            const Token *t = &doc->tokens[member];
+            PyObject *name = string_at(doc, t->key_start, t->key_end, t->key_flags);
+            PyObject *item = name == NULL ? NULL : materialize(doc, member, depth + 1);
+            int status = item == NULL ? -1 : PyDict_SetItem(object, name, item);
+            Py_XDECREF(name);
+            Py_XDECREF(item);
+            if (status < 0) {
+                Py_DECREF(object);
+                return NULL;
+            }
+            member = t->next;
+        }
+        return object;
+    }
+    case T_ARRAY: {
+        PyObject *array = PyList_New(token->count);
+        Py_ssize_t item = index + 1;
+        if (array == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < token->count; i++) {
+            PyObject *value = materialize(doc, item, depth + 1);
+            if (value == NULL) {
+                Py_DECREF(array);
+                return NULL;
+            }
+            PyList_SET_ITEM(array, i, value);
+            item = doc->tokens[item].next;
+        }
+        return array;
+    }
+    case T_STRING:
+        return string_at(doc, token->start, token->end, token->flags);
+    case T_INTEGER:
+        return PyLong_FromLongLong(integer_at(doc->p, token));
+    case T_TRUE:
+        Py_RETURN_TRUE;
+    case T_FALSE:
+        Py_RETURN_FALSE;
+    default: /* T_NULL */
+        Py_RETURN_NONE;
+    }
+}
+
+/* The index of the value of the member whose key JCS writes as name[0..length) in the
+ * object at `object`, or -1. Canonical keys are unique and escaped one way only, so
+ * equal bytes are equal keys. */
+static Py_ssize_t find_member(const ScannedObject *doc, Py_ssize_t object, const char *name, Py_ssize_t length)
+{
+    const Token *tokens = doc->tokens;
+    Py_ssize_t member = object + 1;
+    for (Py_ssize_t m = 0; m < tokens[object].count; m++) {
+        const Token *t = &tokens[member];
+        if (t->key_end - t->key_start == length
+            && memcmp(doc->p + t->key_start, name, (size_t)length) == 0) {
+            return member;
+        }
+        member = t->next;
+    }
+    return -1;
+}
+
+/* 1 with `s` viewing the string at `index`, 0 if the value is not a string, -1 on
+ * error. A plain string is viewed in place; any other is decoded into *made, which
+ * the caller releases (NULL when nothing was made). */
+static int view_scanned_str(const ScannedObject *doc, Py_ssize_t index, Str *s, PyObject **made)
+{
+    const Token *token = &doc->tokens[index];
+    *made = NULL;
+    if (token->type != T_STRING) {
+        return 0;
+    }
+    if (token->flags == 0) {
+        s->kind = PyUnicode_1BYTE_KIND;
+        s->data = doc->p + token->start;
+        s->n = token->end - token->start;
+        return 1;
+    }
+    *made = string_at(doc, token->start, token->end, token->flags);
+    if (*made == NULL) {
+        return -1;
+    }
+    return view_str(*made, s);
+}
+
+/* A rule or a "python" leaf on the Python value of the token at `index`. */
+static int call_predicate_scanned(PyObject *predicate, const ScannedObject *doc, Py_ssize_t index)
+{
+    PyObject *value = materialize(doc, index, 0);
+    int truth;
+    if (value == NULL) {
+        return -1;
+    }
+    truth = call_predicate(predicate, value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* check() on the value at `index`: the same answers, token by token. */
+static int check_scanned(const Node *node, const ScannedObject *doc, Py_ssize_t index);
+
+static int check_scanned_leaf(const Node *node, const ScannedObject *doc, Py_ssize_t index)
+{
+    const Token *token = &doc->tokens[index];
+    PyObject *made;
+    Str s;
+    int ok;
+    switch (node->leaf) {
+    case L_BOOL:
+        return token->type == T_TRUE || token->type == T_FALSE;
+    case L_INT_RANGE: {
+        /* true and false are their own tokens: never ints here. */
+        long long number;
+        if (token->type != T_INTEGER) {
+            return 0;
+        }
+        number = integer_at(doc->p, token);
+        return node->lo <= number && number <= node->hi;
+    }
+    case L_PYTHON:
+        return call_predicate_scanned(node->obj, doc, index);
+    default:
+        break;
+    }
+    ok = view_scanned_str(doc, index, &s, &made);
+    if (ok <= 0) {
+        Py_XDECREF(made);
+        return ok;
+    }
+    ok = check_string_leaf(node, &s, made);
+    Py_XDECREF(made);
+    return ok;
+}
+
+/* found[i] = the index of the value of node's field i in the object at `index`, or -1,
+ * in one merge of the members (sorted: canonical) with the fields in node->order. A key
+ * with escapes is out of byte order, but then no field can match it (node->merge says
+ * no field name has one), so it is skipped. */
+static void match_members(const Node *node, const ScannedObject *doc, Py_ssize_t index, Py_ssize_t *found)
+{
+    const Token *tokens = doc->tokens;
+    Py_ssize_t member = index + 1;
+    Py_ssize_t j = 0;
+    for (Py_ssize_t i = 0; i < node->nfields; i++) {
+        found[i] = -1;
+    }
+    for (Py_ssize_t m = 0; m < tokens[index].count && j < node->norder; m++) {
+        const Token *t = &tokens[member];
+        if (!(t->key_flags & S_ESCAPED)) {
+            const unsigned char *key = doc->p + t->key_start;
+            Py_ssize_t length = t->key_end - t->key_start;
+            int order = 1;
+            while (j < node->norder) {
+                const Field *field = &node->fields[node->order[j].field];
+                order = compare_names((const unsigned char *)field->name, field->name_len, key, length);
+                if (order >= 0) {
+                    break;
+                }
+                j++;
+            }
+            if (order == 0) {
+                /* Every field of this name takes the value (a spec may list one twice). */
+                Py_ssize_t same;
+                do {
+                    same = node->order[j].same_as_next;
+                    found[node->order[j++].field] = member;
+                } while (same);
+            }
+        }
+        member = t->next;
+    }
+}
+
+static int check_scanned_object(const Node *node, const ScannedObject *doc, Py_ssize_t index)
+{
+    Py_ssize_t found[MAX_MERGE_FIELDS];
+    if (doc->tokens[index].type != T_OBJECT) {
+        return 0;
+    }
+    if (node->merge) {
+        match_members(node, doc, index, found);
+    }
+    for (Py_ssize_t i = 0; i < node->nfields; i++) {
+        const Field *field = &node->fields[i];
+        Py_ssize_t item;
+        int ok;
+        if (node->merge) {
+            item = found[i];
+        } else {
+            item = field->name_len < 0 ? -1 : find_member(doc, index, field->name, field->name_len);
+        }
+        if (item < 0 || doc->tokens[item].type == T_NULL) {
+            if (field->required) {
+                return 0;
+            }
+            continue;
+        }
+        ok = check_scanned(field->node, doc, item);
+        if (ok != 1) {
+            return ok;
+        }
+    }
+    if (node->obj != NULL) {
+        return call_predicate_scanned(node->obj, doc, index);
+    }
+    return 1;
+}
+
+static int check_scanned_array(const Node *node, const ScannedObject *doc, Py_ssize_t index)
+{
+    const Token *token = &doc->tokens[index];
+    Py_ssize_t item = index + 1;
+    if (token->type != T_ARRAY || token->count < node->lo) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < token->count; i++) {
+        int ok = check_scanned(node->item, doc, item);
+        if (ok != 1) {
+            return ok;
+        }
+        item = doc->tokens[item].next;
+    }
+    return 1;
+}
+
+static int check_scanned(const Node *node, const ScannedObject *doc, Py_ssize_t index)
+{
+    switch (node->kind) {
+    case N_LEAF:
+        return check_scanned_leaf(node, doc, index);
+    case N_OBJECT:
+        return check_scanned_object(node, doc, index);
+    case N_ARRAY:
+        return check_scanned_array(node, doc, index);
+    default: /* N_TEXT_OR_OBJECT */
+        if (doc->tokens[index].type == T_OBJECT) {
+            return check_scanned_object(node->item, doc, index);
+        }
+        {
+            PyObject *made;
+            Str s;
+            int ok = view_scanned_str(doc, index, &s, &made);
+            if (ok == 1) {
+                ok = is_text(&s);
+            }
+            Py_XDECREF(made);
+            return ok;
+        }
+    }
+}
+
 /* --- compiling a spec --------------------------------------------------------- */
 
 static void free_node(Node *node)
@@ -545,11 +959,14 @@ static void free_node(Node *node)
     if (node->fields != NULL) {
         for (Py_ssize_t i = 0; i < node->nfields; i++) {
             free_node(node->fields[i].node);
+            PyMem_Free(node->fields[i].name);
         }
         PyMem_Free(node->fields);
     }
     free_node(node->item);
+    PyMem_Free(node->order);
     PyMem_Free(node->countries);
+    PyMem_Free(node->names);
     PyMem_Free(node);
 }
 
@@ -606,6 +1023,67 @@ static int compile_countries(Node *node, PyObject *countries)
     return PyErr_Occurred() ? -1 : 0;
 }
 
+static int compare_name_entries(const void *a, const void *b)
+{
+    const Name *x = a, *y = b;
+    return compare_names((const unsigned char *)x->text, x->length, (const unsigned char *)y->text, y->length);
+}
+
+/* node->names for an in_set leaf whose set is a frozenset of str (it cannot change
+ * under the table); any other set leaves it NULL, and each lookup makes a str. */
+static int compile_names(Node *node, PyObject *set)
+{
+    Py_ssize_t n = 0, size;
+    PyObject *iterator, *member;
+    if (!PyFrozenSet_CheckExact(set)) {
+        return 0;
+    }
+    size = PySet_GET_SIZE(set);
+    node->names = PyMem_Calloc((size_t)size + 1, sizeof(Name));
+    if (node->names == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    iterator = PyObject_GetIter(set);
+    if (iterator == NULL) {
+        return -1;
+    }
+    /* A frozenset does not change: the iterator gives exactly `size` members. */
+    while ((member = PyIter_Next(iterator)) != NULL) {
+        const char *text = NULL;
+        Py_ssize_t length = 0;
+        if (PyUnicode_CheckExact(member) && n < size) {
+            text = PyUnicode_AsUTF8AndSize(member, &length);
+        }
+        Py_DECREF(member); /* the set holds it, and the str holds its UTF-8 */
+        if (text == NULL) {
+            if (PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+                    break;
+                }
+                PyErr_Clear(); /* a lone surrogate: no document string equals it */
+                continue;
+            }
+            /* Not a str: only the set itself can answer for it. */
+            PyMem_Free(node->names);
+            node->names = NULL;
+            break;
+        }
+        node->names[n].text = text;
+        node->names[n].length = length;
+        n++;
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    node->nnames = n;
+    if (node->names != NULL) {
+        qsort(node->names, (size_t)n, sizeof(Name), compare_name_entries);
+    }
+    return 0;
+}
+
 static int compile_leaf(Node *node, PyObject *spec)
 {
     PyObject *name, *param;
@@ -631,7 +1109,7 @@ static int compile_leaf(Node *node, PyObject *spec)
             return spec_error("expected a set", param);
         }
         node->obj = param;
-        return 0;
+        return compile_names(node, param);
     case L_LOCODE:
         return compile_countries(node, param);
     case L_PYTHON:
@@ -645,6 +1123,95 @@ static int compile_leaf(Node *node, PyObject *spec)
     default:
         return 0;
     }
+}
+
+/* The bytes JCS writes between the quotes of the str `key`, into a new PyMem buffer
+ * *out of *length bytes: 1; or 0 when no canonical document can hold the key (a lone
+ * surrogate has no UTF-8); or -1 with an exception set. The escapes are those
+ * read_string accepts, one way for each character. */
+static int jcs_key(PyObject *key, char **out, Py_ssize_t *length)
+{
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t n, k = 0;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(key, &n);
+    char *name;
+    if (utf8 == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        return 0;
+    }
+    name = PyMem_Malloc((size_t)n * 6 + 1); /* \u00xx: six bytes for one at most */
+    if (name == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)utf8[i];
+        if (c == '"' || c == '\\') {
+            name[k++] = '\\';
+            name[k++] = (char)c;
+        } else if (c < 0x20) {
+            name[k++] = '\\';
+            switch (c) {
+            case 0x08: name[k++] = 'b'; break;
+            case 0x09: name[k++] = 't'; break;
+            case 0x0A: name[k++] = 'n'; break;
+            case 0x0C: name[k++] = 'f'; break;
+            case 0x0D: name[k++] = 'r'; break;
+            default:
+                name[k++] = 'u';
+                name[k++] = '0';
+                name[k++] = '0';
+                name[k++] = hex[c >> 4];
+                name[k++] = hex[c & 0x0F];
+            }
+        } else {
+            name[k++] = (char)c;
+        }
+    }
+    *out = name;
+    *length = k;
+    return 1;
+}
+
+/* node->order and node->merge, for matching a scanned object's members (match_members). */
+static int compile_order(Node *node)
+{
+    node->merge = node->nfields <= MAX_MERGE_FIELDS;
+    node->order = PyMem_Calloc((size_t)node->nfields + 1, sizeof(Rank));
+    if (node->order == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < node->nfields; i++) {
+        const Field *field = &node->fields[i];
+        Py_ssize_t j;
+        if (field->name_len < 0) {
+            continue; /* matches no member */
+        }
+        if (memchr(field->name, '\\', (size_t)field->name_len) != NULL) {
+            node->merge = 0; /* a name with an escape is out of byte order */
+        }
+        /* Insertion sort: a spec's objects have a few fields each. */
+        for (j = node->norder; j > 0; j--) {
+            const Field *before = &node->fields[node->order[j - 1].field];
+            if (compare_names((const unsigned char *)before->name, before->name_len,
+                              (const unsigned char *)field->name, field->name_len) <= 0) {
+                break;
+            }
+            node->order[j] = node->order[j - 1];
+        }
+        node->order[j].field = i;
+        node->norder++;
+    }
+    for (Py_ssize_t j = 0; j + 1 < node->norder; j++) {
+        const Field *a = &node->fields[node->order[j].field], *b = &node->fields[node->order[j + 1].field];
+        node->order[j].same_as_next = compare_names((const unsigned char *)a->name, a->name_len,
+                                                    (const unsigned char *)b->name, b->name_len) == 0;
+    }
+    return 0;
 }
 
 static Node *compile(PyObject *spec, int depth);
@@ -681,13 +1248,17 @@ static int compile_object(Node *node, PyObject *spec, int depth)
         }
         node->fields[i].key = PyTuple_GET_ITEM(field, 0);
         node->fields[i].required = required;
-        node->fields[i].node = compile(PyTuple_GET_ITEM(field, 2), depth + 1);
+        node->fields[i].name_len = -1;
         node->nfields = i + 1; /* so that free_node frees what was compiled */
+        if (jcs_key(node->fields[i].key, &node->fields[i].name, &node->fields[i].name_len) < 0) {
+            return -1;
+        }
+        node->fields[i].node = compile(PyTuple_GET_ITEM(field, 2), depth + 1);
         if (node->fields[i].node == NULL) {
             return -1;
         }
     }
-    return 0;
+    return compile_order(node);
 }
 
 static Node *compile(PyObject *spec, int depth)
@@ -816,9 +1387,31 @@ static PyObject *Schema_is_valid(SchemaObject *self, PyObject *value)
     return PyBool_FromLong(ok);
 }
 
+static PyTypeObject ScannedType;
+
+static PyObject *Schema_is_valid_scanned(SchemaObject *self, PyObject *scanned)
+{
+    int ok;
+    if (self->root == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_docschema: the schema was cleared");
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(scanned, &ScannedType)) {
+        PyErr_Format(PyExc_TypeError, "expected a Scanned, got %.80s", Py_TYPE(scanned)->tp_name);
+        return NULL;
+    }
+    ok = check_scanned(self->root, (ScannedObject *)scanned, 0);
+    if (ok < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(ok);
+}
+
 static PyMethodDef Schema_methods[] = {
     {"is_valid", (PyCFunction)Schema_is_valid, METH_O,
      "True exactly when the schema's reference rules accept the JSON value."},
+    {"is_valid_scanned", (PyCFunction)Schema_is_valid_scanned, METH_O,
+     "is_valid of the value a Scanned spells, read from its bytes."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -835,25 +1428,147 @@ static PyTypeObject SchemaType = {
     .tp_methods = Schema_methods,
 };
 
+/* --- the Scanned type ------------------------------------------------------------ */
+
+static void Scanned_dealloc(ScannedObject *self)
+{
+    PyMem_Free(self->tokens);
+    Py_XDECREF(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Scanned_get(ScannedObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *fallback = nargs == 2 ? args[1] : Py_None;
+    char *name;
+    Py_ssize_t length, item = -1;
+    int status;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "get expected 1 or 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!PyUnicode_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "expected a str key, got %.80s", Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    if (self->tokens[0].type != T_OBJECT) {
+        return Py_NewRef(fallback);
+    }
+    status = jcs_key(args[0], &name, &length);
+    if (status < 0) {
+        return NULL;
+    }
+    if (status == 1) {
+        item = find_member(self, 0, name, length);
+        PyMem_Free(name);
+    }
+    if (item < 0) {
+        return Py_NewRef(fallback);
+    }
+    return materialize(self, item, 0);
+}
+
+static PyObject *Scanned_value(ScannedObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return materialize(self, 0, 0);
+}
+
+static PyObject *Scanned_is_object(ScannedObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->tokens[0].type == T_OBJECT);
+}
+
+static PyMethodDef Scanned_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))Scanned_get, METH_FASTCALL,
+     "get(key, default=None): the top-level member as orjson.loads would give it, or default."},
+    {"value", (PyCFunction)Scanned_value, METH_NOARGS, "The whole document as orjson.loads would give it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Scanned_getset[] = {
+    {"is_object", (getter)Scanned_is_object, NULL, "Whether the document is a JSON object.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ScannedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ledger._docschema.Scanned",
+    .tp_doc = "A document shown canonical by scan_canonical, as tokens over its bytes.",
+    .tp_basicsize = sizeof(ScannedObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Scanned_dealloc,
+    .tp_methods = Scanned_methods,
+    .tp_getset = Scanned_getset,
+};
+
+static PyObject *scan_canonical(PyObject *module, PyObject *data)
+{
+    Py_ssize_t n;
+    Tokens sink = {NULL, 0, 0};
+    ScannedObject *scanned;
+    (void)module;
+    if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "expected bytes, got %.80s", Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    n = PyBytes_GET_SIZE(data);
+    /* Room for a typical document's tokens (about one per 8 bytes) in one allocation. */
+    sink.cap = n / 6 + 16 < MAX_TOKENS ? n / 6 + 16 : MAX_TOKENS;
+    sink.tokens = PyMem_Malloc((size_t)sink.cap * sizeof(Token));
+    if (sink.tokens == NULL) {
+        return PyErr_NoMemory();
+    }
+    if (!is_canonical((const unsigned char *)PyBytes_AS_STRING(data), n, &sink)) {
+        PyMem_Free(sink.tokens);
+        Py_RETURN_NONE;
+    }
+    scanned = PyObject_New(ScannedObject, &ScannedType);
+    if (scanned == NULL) {
+        PyMem_Free(sink.tokens);
+        return NULL;
+    }
+    scanned->data = Py_NewRef(data);
+    scanned->p = (const unsigned char *)PyBytes_AS_STRING(data);
+    scanned->tokens = sink.tokens;
+    scanned->ntokens = sink.n;
+    return (PyObject *)scanned;
+}
+
+static PyMethodDef module_methods[] = {
+    {"scan_canonical", scan_canonical, METH_O,
+     "scan_canonical(data): a Scanned if the bytes are shown canonical JSON, else None."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "ledger._docschema",
     .m_size = -1,
+    .m_methods = module_methods,
 };
+
+static int add_type(PyObject *m, const char *name, PyTypeObject *type)
+{
+    Py_INCREF(type);
+    if (PyModule_AddObject(m, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
 
 PyMODINIT_FUNC PyInit__docschema(void)
 {
     PyObject *m;
-    if (PyType_Ready(&SchemaType) < 0) {
+    fill_plain();
+    if (PyType_Ready(&SchemaType) < 0 || PyType_Ready(&ScannedType) < 0) {
         return NULL;
     }
     m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
     }
-    Py_INCREF(&SchemaType);
-    if (PyModule_AddObject(m, "Schema", (PyObject *)&SchemaType) < 0) {
-        Py_DECREF(&SchemaType);
+    if (add_type(m, "Schema", &SchemaType) < 0 || add_type(m, "Scanned", &ScannedType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -11,6 +11,9 @@ Public API::
     validate_document(doc_type, document)       returns None or raises a DocumentError
     document_number(doc_type, document) -> str  the document's own number
     document_summary(doc_type, document)        a few human-facing facts
+    check_canonical_document(doc_type, data)    the number of content bytes shown
+                                                canonical and valid in one compiled
+                                                pass, or None
 
 A rejected document raises one :class:`~ledger.errors.DocumentError` subclass whose
 ``path`` names the field (``supplyChainConsignment.includedConsignmentItems[0]
@@ -151,6 +154,7 @@ __all__ = [
     "DECLARATION_TYPE_CODES",
     "DOC_TYPES",
     "FREE_ZONE_TYPE_CODES",
+    "check_canonical_document",
     "compute_path",
     "document_number",
     "document_summary",
@@ -159,6 +163,9 @@ __all__ = [
 
 Check = Callable[[Any], None]
 """A compiled rule: returns None or raises :class:`_RuleError`."""
+
+_Members = Callable[[str], Any]
+"""A document's top-level members, read as ``dict.get`` reads them (None when absent)."""
 
 DECLARATION_TYPE_CODES: Final = frozenset(
     {"export", "import", "free_zone_entry", "free_zone_exit", "re_export", "transfer"}
@@ -641,14 +648,18 @@ class _Schema:
     generated Python predicate, which stays reachable as ``is_valid_python``.
     """
 
-    __slots__ = ("is_valid", "is_valid_python", "node")
+    __slots__ = ("is_valid", "is_valid_python", "is_valid_scanned", "node")
 
     def __init__(self, node: _Node) -> None:
         self.node = node
         self.is_valid_python = _compile_is_valid(node)
         self.is_valid: Callable[[Any], bool] = self.is_valid_python
+        self.is_valid_scanned: Callable[[Any], bool] | None = None
+        """``is_valid`` of a ``_docschema.Scanned`` document, read from its bytes (compiled only)."""
         if _docschema is not None:
-            self.is_valid = _docschema.Schema(_native_spec(node)).is_valid
+            native = _docschema.Schema(_native_spec(node))
+            self.is_valid = native.is_valid
+            self.is_valid_scanned = native.is_valid_scanned
 
     def validate(self, document: Any) -> None:
         """Return None or raise :class:`_RuleError` for the first failing field."""
@@ -751,10 +762,10 @@ _COO_PREFERENTIAL = _Schema(_compile_certificate_of_origin(preferential=True))
 _COO_NON_PREFERENTIAL = _Schema(_compile_certificate_of_origin(preferential=False))
 
 
-def _select_certificate_of_origin(document: Any) -> _Schema:
+def _select_certificate_of_origin(get: _Members) -> _Schema:
     # Only a literal ``true`` selects the stricter schema; anything else is checked by
     # the other one, whose isPreferential rule then reports a non-boolean.
-    if type(document) is dict and document.get("isPreferential") is True:
+    if get("isPreferential") is True:
         return _COO_PREFERENTIAL
     return _COO_NON_PREFERENTIAL
 
@@ -813,11 +824,10 @@ _DECLARATIONS: Final = {code: _Schema(_compile_customs_declaration(code)) for co
 _DECLARATION_BAD_TYPE = _Schema(_compile_customs_declaration(None))
 
 
-def _select_customs_declaration(document: Any) -> _Schema:
-    if type(document) is dict:
-        type_code = document.get("typeCode")
-        if type(type_code) is str:  # an unhashable value must not reach dict.get
-            return _DECLARATIONS.get(type_code, _DECLARATION_BAD_TYPE)
+def _select_customs_declaration(get: _Members) -> _Schema:
+    type_code = get("typeCode")
+    if type(type_code) is str:  # an unhashable value must not reach dict.get
+        return _DECLARATIONS.get(type_code, _DECLARATION_BAD_TYPE)
     return _DECLARATION_BAD_TYPE
 
 
@@ -917,12 +927,34 @@ _CERTIFICATE_OF_NON_MANIPULATION = _Schema(
 
 # --- public API ------------------------------------------------------------------
 
-_SELECTORS: Final[Mapping[str, Callable[[Any], _Schema]]] = {
+# A schema is chosen from top-level members only, read through ``get(key)`` as
+# ``dict.get`` reads them: the one choice then serves a parsed document (its ``get``)
+# and a scanned one (``_docschema.Scanned.get``) alike.
+_CHOOSERS: Final[Mapping[str, Callable[[_Members], _Schema]]] = {
     "certificate_of_origin": _select_certificate_of_origin,
     "customs_declaration": _select_customs_declaration,
-    "commercial_invoice": lambda _document: _COMMERCIAL_INVOICE,
-    "bill_of_lading": lambda _document: _BILL_OF_LADING,
-    "certificate_of_non_manipulation": lambda _document: _CERTIFICATE_OF_NON_MANIPULATION,
+    "commercial_invoice": lambda _get: _COMMERCIAL_INVOICE,
+    "bill_of_lading": lambda _get: _BILL_OF_LADING,
+    "certificate_of_non_manipulation": lambda _get: _CERTIFICATE_OF_NON_MANIPULATION,
+}
+
+
+def _no_members(_key: str) -> None:
+    """``get`` of a document that is not an object: it has no members."""
+    return None
+
+
+def _selector(choose: Callable[[_Members], _Schema]) -> Callable[[Any], _Schema]:
+    """The schema of a parsed document, chosen by ``choose``."""
+
+    def select(document: Any) -> _Schema:
+        return choose(document.get if type(document) is dict else _no_members)
+
+    return select
+
+
+_SELECTORS: Final[Mapping[str, Callable[[Any], _Schema]]] = {
+    doc_type: _selector(choose) for doc_type, choose in _CHOOSERS.items()
 }
 
 NUMBER_FIELDS: Final[Mapping[str, str]] = {
@@ -980,6 +1012,38 @@ def document_number(doc_type: str, document: Any) -> str:
         _validate_document_number(number)
     except _RuleError as exc:
         raise exc.error(exc.message, path=field) from None
+    assert isinstance(number, str)  # narrowed by the rule above, for mypy
+    return number
+
+
+def check_canonical_document(doc_type: str, data: bytes) -> str | None:
+    """The number of the document whose content is ``data``, when one compiled pass shows it all.
+
+    A number is a promise: :func:`~ledger.encoding.parse_canonical_json` accepts
+    ``data`` (its bytes are exactly the RFC 8785 form of a document without floats or
+    unsafe integers), :func:`validate_document` accepts the parsed document, and
+    :func:`document_number` gives this number. None promises nothing: the bytes may be
+    fine yet left to the exact path (a key holding a character beyond U+FFFF, nesting
+    beyond 512, an unknown ``doc_type``, no compiled helper), and the caller runs that
+    path, which names any fault.
+
+    This is the hot path of content checks (about 13 µs for the 4.6 KB certificate of
+    the benchmark, against 45 µs to parse, check and validate): ``_docschema`` scans
+    the bytes once into a table of tokens and walks the schema over it, building Python
+    values only where a rule needs one.
+    """
+    choose = _CHOOSERS.get(doc_type) if type(doc_type) is str else None
+    if choose is None or _docschema is None or type(data) is not bytes:
+        return None
+    scanned = _docschema.scan_canonical(data)
+    if scanned is None or not scanned.is_object:
+        return None
+    schema = choose(scanned.get)
+    if schema.is_valid_scanned is None or not schema.is_valid_scanned(scanned):
+        return None
+    number = scanned.get(NUMBER_FIELDS[doc_type])
+    if not _is_rule_satisfied(_validate_document_number, number):
+        return None  # every schema checks its number field: unreachable, but cheap
     assert isinstance(number, str)  # narrowed by the rule above, for mypy
     return number
 
