@@ -53,7 +53,7 @@ from ledger.chain import (
     key_tx,
     pack_record,
 )
-from ledger.documents import DOC_TYPES, document_number, validate_document
+from ledger.documents import DOC_TYPES, check_canonical_document, document_number, validate_document
 from ledger.encoding import H, parse_canonical_json
 from ledger.errors import (
     AttachmentError,
@@ -287,13 +287,16 @@ def validate_content(
         raise DocumentHashMismatchError(f"doc_hash: expected {doc_hash.hex()}, content hashes to {actual.hex()}")
     if checked_before:
         return
-    try:
-        document = parse_canonical_json(content)
-    except JsonError as exc:
-        raise DocumentJsonError(str(exc)) from exc
-    validate_document(doc_type, document)
+    own_number = check_canonical_document(doc_type, content)
+    if own_number is None:
+        # Not shown in one compiled pass: the exact path, which names any fault.
+        try:
+            document = parse_canonical_json(content)
+        except JsonError as exc:
+            raise DocumentJsonError(str(exc)) from exc
+        validate_document(doc_type, document)
+        own_number = document_number(doc_type, document)
     _, number = doc_id_parts(doc_id)
-    own_number = document_number(doc_type, document)
     if own_number != number:
         raise DocIdMismatchError(f"doc_id: expected \"<zone>/{own_number}\" (the document's number), got {doc_id!r}")
 
