@@ -10,8 +10,9 @@ escapes this module. Authorization against ledger state lives in
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
 
 from ledger.encoding import (
     H,
@@ -33,6 +34,29 @@ from ledger.errors import (
     WrongChainError,
 )
 from ledger.keys import TX_DOMAIN, SigningKey, signing_bytes, verify_bytes
+
+_T = TypeVar("_T")
+
+
+def compute_slot_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A constructor of the frozen, slotted dataclass ``cls`` from values already checked,
+    every field given in order, that sets the slots directly.
+
+    Decoding builds three or four of these per transaction. The generated ``__init__``
+    goes through ``type.__call__``, keyword handling and ``object.__setattr__`` per
+    field; setting each slot through its descriptor costs less than half (1.0 against
+    2.4 µs for an envelope). Generated, as ``dataclasses`` generates ``__init__``, so
+    the fields are positional parameters and not a loop.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    for name in names:
+        namespace[f"set_{name}"] = cls.__dict__[name].__set__
+    body = "".join(f"    set_{name}(obj, {name})\n" for name in names)
+    exec(f"def construct({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n", namespace)  # noqa: S102
+    construct: Callable[..., _T] = namespace["construct"]
+    return construct
+
 
 MAX_ENVELOPE_BYTES = 16 * 1024
 MAX_ATTACHMENTS = 32
@@ -174,12 +198,15 @@ class DocIssue(_NamesDocument):
     def from_wire(cls, m: dict[str, Any]) -> DocIssue:
         doc_id = _bounded_text(m["doc_id"], "body.doc_id", MAX_DOC_ID_CHARS)
         split_doc_id(doc_id)
-        return cls(
+        return _new_doc_issue(
             _bounded_text(m["doc_type"], "body.doc_type", 64),
             doc_id,
             expect_bytes(m["doc_hash"], "body.doc_hash", 32),
             _attachments_from_wire(m["attachments"]),
         )
+
+
+_new_doc_issue = compute_slot_constructor(DocIssue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,28 +413,53 @@ class Envelope:
         if len(data) > MAX_ENVELOPE_BYTES:
             raise TransactionTooLargeError(f"expected at most {MAX_ENVELOPE_BYTES} bytes, got {len(data)}")
         value = decode_cb(data)
-        try:
-            env = expect_map(value, "envelope", _ENVELOPE_FIELDS)
-            sig = expect_bytes(env["sig"], "sig", 64)
-            t = expect_map(env["tx"], "tx", _TX_FIELDS)
-            chain_id = expect_str(t["chain_id"], "tx.chain_id")
-            kind = expect_str(t["kind"], "tx.kind")
-            signer = expect_bytes(t["signer"], "tx.signer", 32)
-            nonce = expect_int(t["nonce"], "tx.nonce")
-            body_type = BODY_TYPES.get(kind)
-            if body_type is None:
-                raise UnknownKindError(f"tx.kind: expected one of {sorted(BODY_TYPES)}, got {kind!r}")
-            body_map = expect_map(t["body"], "tx.body", body_type.FIELDS)
-            body = body_type.from_wire(body_map)
-        except MalformedTransactionError:
-            raise
-        except EncodingError:
-            # Already specific (wrong type, non-canonical, ...): surfaced as is.
-            raise
-        if nonce > MAX_NONCE:
-            raise MalformedTransactionError(f"tx.nonce: expected a uint64, got {nonce}")
-        tx = Transaction(chain_id, signer, nonce, body)
-        return cls(tx, sig, encoded=data, tx_hash=H(data), signed=_signed_bytes(data))
+        tx = _well_formed_transaction(value)
+        if tx is None:
+            tx = _checked_transaction(value)
+        return _new_envelope(tx, value["sig"], data, _signed_bytes(data), H(data))
+
+
+def _well_formed_transaction(value: Any) -> Transaction | None:
+    """The transaction of a decoded envelope whose every field has its type and bound,
+    checked at once; None for anything else, which :func:`_checked_transaction` names.
+    The body's own fields are checked by its ``from_wire`` either way."""
+    if type(value) is not dict or value.keys() != _ENVELOPE_FIELDS:
+        return None
+    sig, t = value["sig"], value["tx"]
+    if type(sig) is not bytes or len(sig) != 64 or type(t) is not dict or t.keys() != _TX_FIELDS:
+        return None
+    chain_id, kind, signer, nonce, body = t["chain_id"], t["kind"], t["signer"], t["nonce"], t["body"]
+    if type(chain_id) is not str or type(signer) is not bytes or len(signer) != 32:
+        return None
+    if type(nonce) is not int or not 0 <= nonce <= MAX_NONCE:
+        return None
+    body_type = BODY_TYPES.get(kind) if type(kind) is str else None
+    if body_type is None or type(body) is not dict or body.keys() != body_type.FIELDS:
+        return None
+    return _new_transaction(chain_id, signer, nonce, body_type.from_wire(body))
+
+
+def _checked_transaction(value: Any) -> Transaction:
+    """The transaction of a decoded envelope, each field checked in turn: raises the
+    error naming the first that is wrong."""
+    env = expect_map(value, "envelope", _ENVELOPE_FIELDS)
+    expect_bytes(env["sig"], "sig", 64)
+    t = expect_map(env["tx"], "tx", _TX_FIELDS)
+    chain_id = expect_str(t["chain_id"], "tx.chain_id")
+    kind = expect_str(t["kind"], "tx.kind")
+    signer = expect_bytes(t["signer"], "tx.signer", 32)
+    nonce = expect_int(t["nonce"], "tx.nonce")
+    body_type = BODY_TYPES.get(kind)
+    if body_type is None:
+        raise UnknownKindError(f"tx.kind: expected one of {sorted(BODY_TYPES)}, got {kind!r}")
+    body = body_type.from_wire(expect_map(t["body"], "tx.body", body_type.FIELDS))
+    if nonce > MAX_NONCE:
+        raise MalformedTransactionError(f"tx.nonce: expected a uint64, got {nonce}")
+    return Transaction(chain_id, signer, nonce, body)
+
+
+_new_envelope = compute_slot_constructor(Envelope)
+_new_transaction = compute_slot_constructor(Transaction)
 
 
 _DECODED: dict[bytes, Envelope] = {}

@@ -10,7 +10,7 @@ from typing import Any
 import msgpack
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import errors
@@ -473,3 +473,79 @@ def test_a_decoded_envelope_signs_exactly_its_transaction(contract: dict[str, An
 def test_a_decoded_envelope_signs_exactly_its_transaction_unaltered(contract: dict[str, Any]) -> None:
     envelope = Envelope._decode(bytes.fromhex(contract["transaction"]["envelope_cb"]))
     assert envelope.signed == envelope.tx.signing_bytes()
+
+
+@settings(max_examples=500)
+@given(st.data())
+def test_envelope_fast_checks_agree_with_the_field_by_field_checks(contract: dict[str, Any], data: st.DataObject) -> None:
+    # Envelope._decode checks every field at once and, on anything unusual, again one by
+    # one to name the fault: both must accept the same values and build the same object.
+    from ledger.transactions import _checked_transaction, _well_formed_transaction
+
+    original = bytes.fromhex(contract["transaction"]["envelope_cb"])
+    if data.draw(st.booleans()):
+        try:
+            value = decode_cb(_alter(data, original, st.integers(0, 255)))
+        except errors.EncodingError:
+            return
+    else:
+        # A field (or the body, or a body field) swapped for any value of any type.
+        value = decode_cb(original)
+        holder = data.draw(st.sampled_from([value, value["tx"], value["tx"]["body"]]))
+        key = data.draw(st.sampled_from(sorted(holder)) | st.text(max_size=8))
+        if data.draw(st.booleans()) and key in holder:
+            del holder[key]
+        else:
+            holder[key] = data.draw(
+                st.binary(max_size=70)
+                | st.sampled_from([-1, 0, 2**64 - 1, 2**64, True, None, "doc.issue", "doc.amend"])
+                | values
+            )
+    try:
+        checked = _checked_transaction(value)
+    except errors.LedgerError as exc:
+        try:
+            assert _well_formed_transaction(value) is None
+        except errors.LedgerError as fast_exc:  # the body's from_wire, on both paths
+            assert (type(fast_exc), str(fast_exc)) == (type(exc), str(exc))
+        return
+    assert _well_formed_transaction(value) == checked
+
+
+def test_slot_constructors_build_what_the_dataclass_builds() -> None:
+    from ledger.transactions import Attachment, DocIssue, Transaction, compute_slot_constructor
+
+    attachment = Attachment("a.pdf", "application/pdf", bytes(32), 7)
+    issue = DocIssue("certificate_of_origin", "EG-TEDA/1", bytes(range(32)), (attachment,))
+    assert compute_slot_constructor(DocIssue)(*issue_fields(issue)) == issue
+    built = compute_slot_constructor(Transaction)("chain", bytes(32), 5, issue)
+    assert built == Transaction("chain", bytes(32), 5, issue) and hash(built) == hash(Transaction("chain", bytes(32), 5, issue))
+    with pytest.raises(AttributeError):
+        built.nonce = 6  # type: ignore[misc]  # still frozen
+
+
+def issue_fields(issue: Any) -> tuple[Any, ...]:
+    return (issue.doc_type, issue.doc_id, issue.doc_hash, issue.attachments)
+
+
+_ODD_VALUES = [None, True, -1, 0, 2**64 - 1, 2**64, b"", bytes(31), bytes(33), bytes(64), bytes(65), "", "doc.amend", [], {}]
+
+
+@pytest.mark.parametrize("path", [("sig",), ("tx",), ("tx", "chain_id"), ("tx", "kind"), ("tx", "signer"), ("tx", "nonce"), ("tx", "body")])
+@pytest.mark.parametrize("odd", _ODD_VALUES, ids=repr)
+def test_envelope_fast_checks_agree_on_each_field_set_to_odd_values(
+    contract: dict[str, Any], path: tuple[str, ...], odd: Any
+) -> None:
+    from ledger.transactions import _checked_transaction, _well_formed_transaction
+
+    value = decode_cb(bytes.fromhex(contract["transaction"]["envelope_cb"]))
+    holder = value
+    for key in path[:-1]:
+        holder = holder[key]
+    holder[path[-1]] = odd
+    try:
+        checked = _checked_transaction(value)
+    except errors.LedgerError:
+        assert _well_formed_transaction(value) is None
+        return
+    assert _well_formed_transaction(value) == checked
