@@ -415,6 +415,19 @@ def _precommit_items(commit: CommitCertificate | None, chain_id: str, validators
 
 
 @dataclass
+class _Segment:
+    """A run of one block's transactions inside one chunk."""
+
+    future: Future[_Checked] | None
+    """The chunk, once sent (None while it is still being filled)."""
+    chunk_offset: int
+    """Where the run starts in the chunk."""
+    block_offset: int
+    """Where it starts in the block."""
+    count: int
+
+
+@dataclass
 class _Pending:
     """A block read ahead, waiting for its signature chunks."""
 
@@ -423,44 +436,54 @@ class _Pending:
     commit: CommitCertificate | None
     commit_bytes: bytes | None
     error: LedgerError | None
-    future: Future[_Checked] | None = None
-    """The chunk holding this block's signatures, once sent."""
-    chunk_offset: int = 0
-    """Where this block's transactions start in that chunk."""
+    segments: list[_Segment] = field(default_factory=list)
+    """Where its transactions went: a block may span chunks, a chunk hold several blocks."""
     checked: frozenset[int] = frozenset()
     """Positions of this block's transactions that passed in a worker."""
 
 
 class _SignaturePipeline:
-    """Reads blocks ahead of execution and keeps the worker pool busy with their signatures."""
+    """Reads blocks ahead of execution and keeps the worker pool busy with their signatures.
+
+    Chunks are cut at ``CHUNK_SIZE`` checks whatever the block size: with whole blocks
+    per chunk, the last big block would keep one worker busy while the others idle.
+    """
 
     def __init__(self, pool: ProcessPoolExecutor | None, workers: int) -> None:
         self.pool = pool
         self.max_in_flight = max(1, workers) * LOOKAHEAD_CHUNKS
         self.txs: list[TxCheck] = []
         self.precommits: list[tuple[bytes, bytes, bytes]] = []
-        self.waiting: list[_Pending] = []  # blocks whose signatures are in the open chunk
+        self.open_segments: list[_Segment] = []  # segments in the chunk being filled
         self.in_flight: deque[Future[_Checked]] = deque()
         self.precommits_passed: set[bytes] = set()
 
     def add(self, pending: _Pending, txs: list[TxCheck], precommits: list[tuple[bytes, bytes, bytes]]) -> None:
         if self.pool is None:
             return
-        pending.chunk_offset = len(self.txs)
-        self.txs += txs
         self.precommits += precommits
-        self.waiting.append(pending)
-        if len(self.txs) + len(self.precommits) >= CHUNK_SIZE:
-            self.flush()
+        done = 0
+        while True:
+            take = min(len(txs) - done, max(0, CHUNK_SIZE - len(self.txs) - len(self.precommits)))
+            if take or not pending.segments:
+                segment = _Segment(None, len(self.txs), done, take)
+                pending.segments.append(segment)
+                self.open_segments.append(segment)
+                self.txs += txs[done:done + take]
+                done += take
+            if len(self.txs) + len(self.precommits) >= CHUNK_SIZE:
+                self.flush()
+            if done == len(txs):
+                return
 
     def flush(self) -> None:
-        if self.pool is None or not self.waiting:
+        if self.pool is None or not self.open_segments:
             return
         future = self.pool.submit(verify_signature_chunk, self.txs, self.precommits)
-        for pending in self.waiting:
-            pending.future = future
+        for segment in self.open_segments:
+            segment.future = future
         self.in_flight.append(future)
-        self.txs, self.precommits, self.waiting = [], [], []
+        self.txs, self.precommits, self.open_segments = [], [], []
 
     def is_full(self) -> bool:
         while self.in_flight and self.in_flight[0].done():
@@ -472,18 +495,19 @@ class _SignaturePipeline:
         self.precommits_passed.update(future.result().precommits_passed)
 
     def wait_for(self, pending: _Pending) -> None:
-        """Block until ``pending``'s chunk is back; then its ``checked`` positions are set."""
-        if any(waiting is pending for waiting in self.waiting):
+        """Block until ``pending``'s chunks are back; then its ``checked`` positions are set."""
+        if any(segment.future is None for segment in pending.segments):
             self.flush()
-        if pending.future is None or pending.block is None:
-            return
-        future = pending.future
-        while future in self.in_flight:  # chunks go out in block order: earlier ones are due first
-            self._collect(self.in_flight.popleft())
-        checked = future.result()
-        start, stop = pending.chunk_offset, pending.chunk_offset + len(pending.block.txs)
-        pending.checked = frozenset(p - start for p in checked.tx_passed if start <= p < stop)
-        pending.future = None
+        checked: set[int] = set()
+        for segment in pending.segments:
+            future = segment.future
+            assert future is not None
+            while future in self.in_flight:  # chunks go out in block order: earlier ones are due first
+                self._collect(self.in_flight.popleft())
+            start, stop = segment.chunk_offset, segment.chunk_offset + segment.count
+            checked.update(p - start + segment.block_offset for p in future.result().tx_passed if start <= p < stop)
+        pending.checked = frozenset(checked)
+        pending.segments = []
 
     def take(self, digests: set[bytes]) -> frozenset[bytes]:
         """The precommit passes that concern one block, removed from the pool so memory stays bounded."""
@@ -602,6 +626,11 @@ def audit_chain(
     )
     started = time.perf_counter()
     pool = ProcessPoolExecutor(count) if count > 1 else None
+    if pool is not None:
+        # The pool forks a worker per submission as work arrives; fork them all now,
+        # before the first block is read, so none waits for the second chunk to exist.
+        for _ in range(count):
+            pool.submit(os.getpid)
     try:
         _replay(source, genesis, report, pool, count, progress, started)
     except AuditGenesisMismatchError as exc:

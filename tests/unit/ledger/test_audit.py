@@ -379,3 +379,46 @@ def test_altered_last_commit_names_the_inner_rule(data_dir: Path) -> None:
     failure = audit(data_dir, workers=2).failure
     assert failure is not None
     assert (failure.rule, failure.cause) == ("block.last_commit", "commit.signature_invalid")
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 5])
+def test_chunks_cut_across_blocks_map_passes_back_to_their_positions(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    # Chunks are cut at CHUNK_SIZE whatever the block size: a block's transactions may
+    # span chunks and a chunk hold several blocks. Every pass must land on its own
+    # block and position: here every transaction a worker can check, and nothing else.
+    import ledger.audit
+    from ledger.transactions import DocAmend, Envelope
+
+    seen: dict[int, frozenset[int]] = {}
+    execute = ledger.audit.execute_block
+
+    def recording(chain: Chain, block: Block, **kwargs: Any) -> Any:
+        seen[block.header.height] = kwargs["checked"]
+        return execute(chain, block, **kwargs)
+
+    monkeypatch.setattr(ledger.audit, "CHUNK_SIZE", chunk_size)
+    monkeypatch.setattr(ledger.audit, "execute_block", recording)
+    report = audit(data_dir, workers=2)
+    assert report.passed, report.failure
+    store = LevelDBStore(data_dir / "ledger", create=False)
+    try:
+        for height in range(1, HEAD + 1):
+            txs = read_block(store, height).txs
+            expected = {i for i, tx in enumerate(txs) if not isinstance(Envelope.decode(tx).tx.body, DocAmend)}
+            assert seen[height] == expected, height
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("edit", "tx_index", "rule"), [(_tx_signature_byte, 2, "tx.signature_invalid"), (_doc_byte, 1, "doc.hash_mismatch")])
+def test_small_chunks_still_name_the_transaction(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, edit: Callable[[LevelDBStore], None], tx_index: int, rule: str
+) -> None:
+    import ledger.audit
+
+    monkeypatch.setattr(ledger.audit, "CHUNK_SIZE", 2)
+    corrupt(data_dir, edit)
+    failure = audit(data_dir, workers=2).failure
+    assert failure is not None and (failure.height, failure.tx_index, failure.rule) == (2, tx_index, rule)
