@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import multiprocessing
 import os
 import random
 import statistics
@@ -398,22 +399,43 @@ def build_replay_chain(alliance: Alliance, docs: int, block_size: int, path: Pat
     chain.store.close()
 
 
+def _replay_alliance() -> Alliance:
+    return make_alliance(4, label="bench", officers_per_zone=1)
+
+
+def _build_replay_chain_elsewhere(docs: int, block_size: int, path: str) -> None:
+    """In a process of its own (see :func:`run_replay`)."""
+    build_replay_chain(_replay_alliance(), docs, block_size, Path(path), lambda text: print(text, flush=True))
+
+
 def run_replay(args: argparse.Namespace) -> int:
-    """``audit_chain`` over a LevelDB chain of realistic certificates, against the same-run baseline."""
+    """``audit_chain`` over a LevelDB chain of realistic certificates, against the same-run baseline.
+
+    The chain is built by another process, as a node would have built it: the replay
+    then runs in a process that holds nothing but what the auditor itself reads, as
+    ``zoneledger audit`` does (no decoded envelopes to reuse, no builder's heap for the
+    workers it forks to copy).
+    """
     from ledger.audit import AuditProgress, StoreSource, audit_chain
-    from ledger.transactions import forget_decoded_envelopes
 
     def say(text: str) -> None:
         print(text, flush=True)
 
     cores = os.cpu_count() or 1
     workers = args.workers or cores
-    alliance = make_alliance(4, label="bench", officers_per_zone=1)
+    alliance = _replay_alliance()
     with tempfile.TemporaryDirectory(prefix="zoneledger-replay-") as tmp:
         path = Path(tmp) / "ledger"
         say(f"building a chain of {args.docs:,} certificates ({len(jcs(example_certificate())):,} bytes each) "
             f"in blocks of {args.block_size} ...")
-        build_replay_chain(alliance, args.docs, args.block_size, path, say)
+        builder = multiprocessing.get_context("spawn").Process(
+            target=_build_replay_chain_elsewhere, args=(args.docs, args.block_size, str(path))
+        )
+        builder.start()
+        builder.join()
+        if builder.exitcode != 0:
+            say(f"building the chain failed (exit status {builder.exitcode})")
+            return 1
         say("measuring raw Ed25519 verify/s (baseline) ...")
         baseline = measure_verify_rate()
         say(f"  baseline: {baseline:,.0f} verify/s per core, {cores} cores")
@@ -421,9 +443,6 @@ def run_replay(args: argparse.Namespace) -> int:
         def show(p: AuditProgress) -> None:
             say(f"  replayed {p.blocks_done:,}/{p.head:,} blocks, {p.docs_per_s:,.0f} docs/s")
 
-        # An auditor starts cold: nothing decoded while the chain was built may be reused
-        # (nor inherited by the workers forked from this process).
-        forget_decoded_envelopes()
         source = StoreSource(path)
         try:
             report = audit_chain(source, alliance.genesis, workers=workers, progress=show)
