@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
     ingest.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ingest.set_defaults(func=run_ingest)
     replay = which.add_parser("replay", help="auditor replay (audit_chain) docs/s against cores x verify/s")
-    replay.add_argument("--docs", type=int, default=10_000, help="certificates in the chain replayed")
+    replay.add_argument("--docs", type=int, default=20_000, help="certificates in the chain replayed")
     replay.add_argument("--block-size", type=int, default=500, help="documents per block")
     replay.add_argument("--workers", type=int, default=None, help="signature workers (default: every core)")
     replay.add_argument("--json", type=Path, help="also write the figures as JSON here")
