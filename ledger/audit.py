@@ -64,6 +64,7 @@ from ledger.errors import (
     LedgerError,
     SignatureInvalidError,
     StoreCorruptError,
+    StoreError,
     StoreFormatError,
 )
 from ledger.genesis import Genesis
@@ -128,12 +129,19 @@ class StoreSource:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         root = Path(path)
-        if (root / "ledger").is_dir():
-            self.store_path = root / "ledger"
-            self.evidence_path: Path | None = root / "evidence.jsonl"
-        else:
+        # A node's home (as the devnet lays it out), its data directory, or the store.
+        data_dir = next((d for d in (root / "data", root) if (d / "ledger").is_dir()), None)
+        if data_dir is not None:
+            self.store_path = data_dir / "ledger"
+            self.evidence_path: Path | None = data_dir / "evidence.jsonl"
+        elif (root / "CURRENT").is_file():
             self.store_path = root
             self.evidence_path = None
+        else:
+            raise StoreError(
+                f"{root}: expected a stopped node's data directory (holding ledger/) or its ledger store, "
+                "got neither"
+            )
         self.description = str(self.store_path)
         self.store = LevelDBStore(self.store_path, create=False)
         if self.store.get(KEY_GENESIS) is not None:

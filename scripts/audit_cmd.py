@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("audit", help="replay the chain from genesis and check every rule")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--node", help="URL of a running node (needs --key, an auditor's or officer's key)")
-    where.add_argument("--data-dir", type=Path, help="a stopped node's data directory (or its ledger store)")
+    where.add_argument("--data-dir", type=Path, help="a stopped node's home, data directory or ledger store")
     parser.add_argument("--key", type=Path, help="PEM private key of a member (auditor) for --node")
     parser.add_argument("--genesis", type=Path, required=True, help="the genesis file the chain must start from")
     parser.add_argument("--report", type=Path, help="write the JSON report here")

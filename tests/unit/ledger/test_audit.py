@@ -422,3 +422,25 @@ def test_small_chunks_still_name_the_transaction(
     corrupt(data_dir, edit)
     failure = audit(data_dir, workers=2).failure
     assert failure is not None and (failure.height, failure.tx_index, failure.rule) == (2, tx_index, rule)
+
+
+def test_a_node_home_its_data_dir_and_its_store_all_audit(data_dir: Path, tmp_path: Path) -> None:
+    # The devnet lays a node out as <home>/data/ledger: any of the three may be named.
+    home = tmp_path / "home"
+    home.mkdir()
+    (data_dir / "evidence.jsonl").write_text(json.dumps({"time_ms": 2, "evidence": "seen"}) + "\n")
+    shutil.move(str(data_dir), str(home / "data"))
+    for path in (home, home / "data", home / "data" / "ledger"):
+        report = audit(path, workers=1)
+        assert report.passed and report.last_height == HEAD, path
+        assert report.source == str(home / "data" / "ledger")
+    assert audit(home).evidence == audit(home / "data").evidence == [{"time_ms": 2, "evidence": "seen"}]
+
+
+def test_a_directory_without_a_store_is_refused_plainly(tmp_path: Path) -> None:
+    from ledger.errors import StoreError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreError, match="expected a stopped node's data directory"):
+        StoreSource(tmp_path / "empty")
+    assert not (tmp_path / "empty" / "CURRENT").exists()  # nothing was created there
