@@ -439,6 +439,8 @@ def run_devnet(args: argparse.Namespace) -> int:
         say(f"  zoneledger submit scripts/examples/invoice.json --type commercial_invoice --key {first.officer_key} "
             f"--node {first.url} --wait   (then change its \"id\" and submit again)")
         say(f"  curl {first.url}/v1/status")
+        say(f"  zoneledger audit --node {first.url} --key {layout.auditor_key} --genesis {layout.genesis}"
+            "   (replays the chain from genesis, checking every rule)")
         say(f"  layout, keys and configs: {root / 'devnet.json'}")
         say("")
         say("Ctrl-C stops every validator.")
