@@ -448,6 +448,8 @@ class _Pending:
     """Where its transactions went: a block may span chunks, a chunk hold several blocks."""
     checked: frozenset[int] = frozenset()
     """Positions of this block's transactions that passed in a worker."""
+    precommits: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
+    """(key, signed bytes, signature) of its ``last_commit`` and its own certificate, read once."""
 
 
 class _SignaturePipeline:
@@ -700,6 +702,9 @@ def _replay(
                 pending.block = source_block if isinstance(source_block, Block) else Block.decode(source_block)
                 if commit_bytes is not None:
                     pending.commit = CommitCertificate.decode(commit_bytes)
+                pending.precommits = _precommit_items(pending.block.last_commit, chain_id, validators) + _precommit_items(
+                    pending.commit, chain_id, validators
+                )
             except LedgerError as exc:
                 pending.error = exc
             queue.append(pending)
@@ -707,8 +712,7 @@ def _replay(
                 pipeline.add(
                     pending,
                     [compute_tx_check(t, c) for t, c in zip(pending.block.txs, pending.block.documents, strict=True)],
-                    _precommit_items(pending.block.last_commit, chain_id, validators)
-                    + _precommit_items(pending.commit, chain_id, validators),
+                    pending.precommits,
                 )
             if pool is None:
                 return
@@ -724,7 +728,7 @@ def _replay(
             if pending.error is not None:
                 raise pending.error
             assert block is not None
-            _validate_block(chain, source, pending, previous, pipeline, genesis)
+            _validate_block(chain, source, pending, previous, pipeline)
         except AuditCommitMismatchError as exc:
             # Found while checking block h, but what is wrong is the certificate stored for h-1.
             report.failure = _failure(pending.height - 1, exc)
@@ -775,7 +779,7 @@ def _progress(report: AuditReport, head: int, elapsed: float) -> AuditProgress:
 
 def _validate_block(
     chain: Chain, source: BlockSource, pending: _Pending, previous: _Pending | None,
-    pipeline: _SignaturePipeline, genesis: Genesis,
+    pipeline: _SignaturePipeline,
 ) -> None:
     """Every rule for one block, in the order a validator applies them; then commit it in memory."""
     block = pending.block
@@ -783,11 +787,7 @@ def _validate_block(
     height = pending.height
     if pending.commit is None:
         raise AuditMissingCommitError(f"c/{height}: expected the block's commit certificate, got none")
-    digests = {
-        compute_signature_digest(public, message, sig)
-        for public, message, sig in _precommit_items(block.last_commit, genesis.chain_id, genesis.validators)
-        + _precommit_items(pending.commit, genesis.chain_id, genesis.validators)
-    }
+    digests = {compute_signature_digest(public, message, sig) for public, message, sig in pending.precommits}
     verified_precommits = pipeline.take(digests)
     executed = execute_block(chain, block, checked=pending.checked, verified_precommits=verified_precommits)
     validate_canonical_commit(previous, block)
