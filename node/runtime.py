@@ -3,14 +3,16 @@
 It owns the chain (LevelDB), the mempool, the write-ahead log and the peer network,
 and it is the only place where the pure consensus machine meets a clock and a disk:
 
-- every event (peer message, timeout, block built, block checked) goes through one queue
-  and one task, so the machine sees events in a single order;
-- a message the machine signs is fsynced to the WAL before it is sent;
+- every event (peer message, timeout, block built, block checked, head advanced, sync
+  over) goes through one queue and one task into the pure driver (:mod:`node.driver`),
+  which steps the machine and decides when a height starts, when to sync and how the
+  machine is rebuilt; the simulator runs the same driver;
+- a message the machine signs is fsynced to the WAL before it is sent; when that write
+  fails, the machine is rebuilt from the WAL, so the message is never sent later;
 - a decided block is committed through the ledger's single atomic batch;
-- a node that sees it is behind fetches blocks with their certificates from peers,
-  checks each certificate and re-executes each block (catch-up);
-- no empty blocks while idle: a new height starts when transactions are pending, when a
-  peer has started it, or when the heartbeat interval has passed since the last block.
+- a node that is behind fetches blocks with their certificates from peers, checks each
+  certificate and re-executes each block (catch-up), reporting each one to the driver
+  as it lands.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.blocks import PRECOMMIT, Block, CommitCertificate, SignedVote, compute_max_faulty, validate_commit
+from ledger.blocks import (
+    PRECOMMIT,
+    Block,
+    CommitCertificate,
+    SignedVote,
+    compute_max_faulty,
+    compute_proposer,
+    validate_commit,
+)
 from ledger.chain import OFFICER_ACTIVE, Chain
 from ledger.encoding import H, cb, decode_cb, expect_bytes, expect_int, expect_list, expect_map
 from ledger.errors import BlockError, ConfigError, LedgerError, NodeUnavailableError, PeerMalformedError
@@ -40,11 +50,9 @@ from ledger.transition import (
 )
 from node.config import NodeConfig
 from node.consensus import (
-    Action,
     BlockReady,
     BlockValidity,
     Broadcast,
-    CommitReceived,
     ConsensusConfig,
     ConsensusState,
     Decide,
@@ -54,13 +62,29 @@ from node.consensus import (
     ReportEvidence,
     RequestBlock,
     ScheduleTimeout,
-    StartHeight,
     TimeoutFired,
     ValidateBlock,
     VoteReceived,
-    new_state,
-    restore,
-    step,
+)
+from node.driver import (
+    ArmHeartbeat,
+    Boot,
+    Command,
+    CommitSeen,
+    DecideFailed,
+    DriverConfig,
+    DriverInput,
+    DriverState,
+    HeadAdvanced,
+    HeartbeatFired,
+    PeerAt,
+    StartSync,
+    SyncFinished,
+    SyncTick,
+    TxsPending,
+    WalWriteFailed,
+    drive,
+    new_driver,
 )
 from node.mempool import STATUS_COMMITTED, STATUS_PENDING, STATUS_REJECTED, Mempool
 from node.messages import SignedProposal
@@ -70,8 +94,23 @@ from node.wal import WriteAheadLog
 log = logging.getLogger("zoneledger.node")
 
 SYNC_INTERVAL_S = 1.0
+STALL_MS = 3_000
+"""With no new block for this long, the periodic tick syncs even if no peer looks ahead."""
 SYNC_BATCH = 50
 SYNC_MAX_BYTES = 32 * 1024 * 1024
+MAX_ROUNDS_AHEAD_FOR_BLOCKS = 8
+"""A proposal's block is kept only for rounds up to this far beyond the machine's own:
+a proposer re-sends its proposal every ``rebroadcast_ms``, so nothing is lost, and a
+Byzantine proposer cannot fill memory with blocks for rounds nobody will reach."""
+
+
+class _ChainAdvanced:
+    """Queue marker: the chain's head moved; the consumer reads head and WAL when it
+    takes the marker, so the driver sees the records as they are at that moment."""
+
+
+_CHAIN_ADVANCED = _ChainAdvanced()
+QueueItem = Event | DriverInput | _ChainAdvanced
 
 
 def now_ms() -> int:
@@ -142,7 +181,9 @@ class Node:
             timeout_delta_ms=params.timeout_delta_ms,
             rebroadcast_ms=config.rebroadcast_ms,
         )
-        self.state: ConsensusState = new_state(self.consensus_config)
+        self.driver: DriverState = new_driver(
+            DriverConfig(self.consensus_config, heartbeat_ms=config.heartbeat_ms, stall_ms=STALL_MS)
+        )
         tls = TlsConfig(str(config.tls.ca), str(config.tls.cert), str(config.tls.key)) if config.tls else None
         self.peers = PeerNetwork(
             chain_id=self.genesis.chain_id,
@@ -151,28 +192,30 @@ class Node:
             peers={i: url for i, url in config.peers.items() if i != self.index},
             tls=tls,
         )
-        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.events: asyncio.Queue[QueueItem] = asyncio.Queue()
         self.blocks: dict[bytes, Block] = {}
         self.executed: dict[bytes, ExecutedBlock] = {}
         self.verified_messages: OrderedDict[bytes, None] = OrderedDict()
-        self.peer_heights: dict[int, int] = {}
         self.last_signed: dict[int, int] = {}
         self.waiters: dict[bytes, list[asyncio.Future[TxResult]]] = {}
         self.metrics = Metrics()
         self.evidence_path = config.data_dir / "evidence.jsonl"
         self._tasks: list[asyncio.Task[Any]] = []
-        self._idle = False
-        self._heartbeat: asyncio.TimerHandle | None = None
         self._sync_lock = asyncio.Lock()
         self._stopping = False
 
     # --- lifecycle ------------------------------------------------------------------
 
+    @property
+    def state(self) -> ConsensusState:
+        """The consensus machine as the driver holds it now."""
+        return self.driver.machine
+
     async def start(self) -> None:
         await self.peers.start()
+        self._boot()
         self._tasks.append(asyncio.create_task(self._consume(), name="consensus"))
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
-        self._resume_consensus()
         log.info("validator %d (%s) started at height %d", self.index, self.zone_id, self.chain.height)
 
     async def stop(self) -> None:
@@ -186,55 +229,80 @@ class Node:
         self.wal.close()
         self.store.close()
 
-    def _resume_consensus(self) -> None:
-        """Start (or, after a crash, restore) the machine at the height after the head."""
-        height = self.chain.height + 1
-        last_commit = self.chain.get_commit(self.chain.height) if self.chain.height else None
-        records = self.wal.records_for(height)
-        if records:
-            for record in records:
-                if record.block is not None:
-                    self._remember_block(Block.decode(record.block))
-            self.state, actions = restore(self.consensus_config, height, last_commit, [r.action for r in records])
-            self._schedule_actions(actions)
-        else:
-            self.state = new_state(self.consensus_config)
-            self._idle = False
-            self._maybe_start_height()
-
-    def _schedule_actions(self, actions: list[Action]) -> None:
-        self._spawn(self._execute_all(actions))
+    def _boot(self) -> None:
+        """Hand the driver the head and the WAL records of the height after it (after a
+        crash the machine resumes there, never signing anything twice)."""
+        head = self.chain.height
+        records = self.wal.records_for(head + 1)
+        for record in records:
+            if record.block is not None:
+                self._remember_block(Block.decode(record.block))
+        last_commit = self.chain.get_commit(head) if head else None
+        self.events.put_nowait(Boot(head, self.chain.time_ms, last_commit, tuple(r.action for r in records)))
+        self.events.put_nowait(TxsPending(len(self.mempool)))
 
     # --- the one consumer of events ------------------------------------------------------
 
     async def _consume(self) -> None:
         while True:
-            event = await self.events.get()
+            item = await self.events.get()
+            if isinstance(item, _ChainAdvanced):
+                item = self._head_advanced()
             if log.isEnabledFor(logging.DEBUG):
-                log.debug("event %s at h%d r%d", type(event).__name__, self.state.height, self.state.round)
+                log.debug("input %s at h%d r%d", type(item).__name__, self.state.height, self.state.round)
             try:
-                self.state, actions = step(self.state, event)
-                await self._execute_all(actions)
+                await self._drive(item)
             except Exception:  # noqa: BLE001 - a bug must not kill the validator silently
-                log.exception("consensus event %s failed", type(event).__name__)
+                log.exception("consensus input %s failed", type(item).__name__)
 
-    async def _execute_all(self, actions: list[Action]) -> None:
-        for action in actions:
-            await self._execute(action)
+    async def _drive(self, item: Event | DriverInput) -> None:
+        self.driver, commands = drive(self.driver, item, now_ms())
+        await self._execute_all(commands)
 
-    async def _execute(self, action: Action) -> None:  # noqa: C901 - one branch per action
+    def _head_advanced(self) -> HeadAdvanced:
+        head = self.chain.height
+        commit = self.chain.get_commit(head)
+        assert commit is not None, "a committed head always has its certificate"
+        records = tuple(r.action for r in self.wal.records_for(head + 1))
+        return HeadAdvanced(head, self.chain.time_ms, commit, records)
+
+    async def _execute_all(self, commands: list[Command]) -> None:
+        for command in commands:
+            if isinstance(command, PersistThenSend) and not self._persist(command):
+                # Nothing after the failed write may run: it was computed from a machine
+                # that believed the message sent. The driver rebuilds it from the disk.
+                records = tuple(r.action for r in self.wal.records_for(self.state.height))
+                await self._drive(WalWriteFailed(records))
+                return
+            await self._execute(command)
+
+    def _persist(self, action: PersistThenSend) -> bool:
+        """Write the record (fsync); False, and nothing sent, when the write failed."""
+        message = action.message
+        block_bytes = None
+        if isinstance(message, SignedProposal):
+            block = self.blocks.get(message.proposal.block_hash)
+            block_bytes = block.encode() if block else None
+            height = message.proposal.height
+        else:
+            height = message.vote.height
+        try:
+            self.wal.append(height, action, block_bytes)
+        except (OSError, LedgerError) as exc:
+            log.error("write-ahead log append failed, message not sent, consensus rebuilt from the log: %s", exc)
+            return False
+        return True
+
+    async def _execute(self, action: Command) -> None:  # noqa: C901 - one branch per command
         if isinstance(action, PersistThenSend):
             message = action.message
-            block_bytes = None
-            if isinstance(message, SignedProposal):
-                block = self.blocks.get(message.proposal.block_hash)
-                block_bytes = block.encode() if block else None
-                height = message.proposal.height
-            else:
-                height = message.vote.height
-                self.last_signed[self.index] = height
-            self.wal.append(height, action, block_bytes)
+            if isinstance(message, SignedVote):
+                self.last_signed[self.index] = message.vote.height
             self._send(message)
+        elif isinstance(action, ArmHeartbeat):
+            asyncio.get_running_loop().call_later(action.delay_ms / 1000, self.events.put_nowait, HeartbeatFired())
+        elif isinstance(action, StartSync):
+            self._spawn(self._run_sync())
         elif isinstance(action, Broadcast):
             self._send(action.message)
         elif isinstance(action, ScheduleTimeout):
@@ -323,22 +391,25 @@ class Node:
 
     async def _decide(self, decision: Decide) -> None:
         if decision.height != self.chain.height + 1:
-            return
+            return  # catch-up got there first; its HeadAdvanced tells the driver
         executed = self.executed.get(decision.block_hash)
         if executed is None:
             block = self.blocks.get(decision.block_hash) or await self._fetch_block(decision.height, decision.block_hash)
+            if decision.height != self.chain.height + 1:
+                return
             if block is None:
                 log.warning("decided %s at height %d but cannot get the block; will sync", decision.block_hash.hex()[:12], decision.height)
+                self.events.put_nowait(DecideFailed(decision.height))
                 return
             try:
                 executed = execute_block(self.chain, block, verified=frozenset(self.mempool.verified))
             except LedgerError as exc:
                 log.error("decided block %d fails re-execution: %s", decision.height, exc.one_line())
+                self.events.put_nowait(DecideFailed(decision.height))
                 return
         commit_block(self.chain, executed, decision.commit)
         self._after_commit(executed, decision.commit)
         self._send(decision.commit)
-        self._maybe_start_height()
 
     def _after_commit(self, executed: ExecutedBlock, commit: CommitCertificate) -> None:
         height = executed.block.height
@@ -361,34 +432,9 @@ class Node:
         self.wal.prune(height)
         self.blocks = {h: b for h, b in self.blocks.items() if b.height > height}
         self.executed = {}
+        self.events.put_nowait(_CHAIN_ADVANCED)
+        self.events.put_nowait(TxsPending(len(self.mempool)))
         log.info("committed height %d: %d txs, log size %d", height, len(executed.tx_hashes), executed.log_size)
-
-    def _maybe_start_height(self) -> None:
-        """Start the next height now if there is work, or arm the heartbeat."""
-        if self._stopping:
-            return
-        height = self.chain.height + 1
-        if self.state.height == height and self.state.decided is None:
-            return
-        elapsed_ms = now_ms() - self.chain.time_ms if self.chain.height else self.config.heartbeat_ms
-        peer_started = any(h >= height for h in self.peer_heights.values())
-        if len(self.mempool) or peer_started or elapsed_ms >= self.config.heartbeat_ms:
-            self._idle = False
-            if self._heartbeat is not None:
-                self._heartbeat.cancel()
-                self._heartbeat = None
-            last_commit = self.chain.get_commit(self.chain.height) if self.chain.height else None
-            self.metrics.rounds_started += 1
-            self.events.put_nowait(StartHeight(height, last_commit))
-            return
-        self._idle = True
-        if self._heartbeat is None:
-            delay = max(0.05, (self.config.heartbeat_ms - elapsed_ms) / 1000)
-            self._heartbeat = asyncio.get_running_loop().call_later(delay, self._heartbeat_fired)
-
-    def _heartbeat_fired(self) -> None:
-        self._heartbeat = None
-        self._maybe_start_height()
 
     def _record_evidence(self, action: ReportEvidence) -> None:
         self.metrics.evidence += 1
@@ -419,9 +465,8 @@ class Node:
             if added:
                 fresh.append((tx_bytes, content))
         if fresh:
+            self.events.put_nowait(TxsPending(len(self.mempool)))
             await self._replicate(fresh)
-            if self._idle:
-                self._maybe_start_height()
         return results
 
     async def _replicate(self, entries: list[tuple[bytes, bytes | None]]) -> None:
@@ -516,7 +561,6 @@ class Node:
         signed = SignedVote.decode(body)
         self._verify_once(body, lambda: signed.verify(self.genesis.validators))
         vote = signed.vote
-        self._saw_height(vote.validator, vote.height)
         if vote.type == PRECOMMIT and vote.block_hash is not None:
             # Only a precommit for a block shows the validator signed at that height.
             self.last_signed[vote.validator] = max(self.last_signed.get(vote.validator, 0), vote.height)
@@ -529,12 +573,21 @@ class Node:
         self._verify_once(raw_proposal, lambda: signed.verify(self.genesis.validators))
         block = Block.decode(expect_bytes(m["block"], "block"))
         p = signed.proposal
+        if p.proposer != compute_proposer(p.height, p.round, len(self.genesis.validators)):
+            raise PeerMalformedError(
+                f"proposal: expected validator {compute_proposer(p.height, p.round, len(self.genesis.validators))} "
+                f"to propose height {p.height} round {p.round}, got validator {p.proposer}"
+            )
         if block.block_hash != p.block_hash or block.height != p.height or block.header.round > p.round:
             raise PeerMalformedError("proposal does not match the block it carries")
-        self._saw_height(p.proposer, p.height)
-        if p.height == self.chain.height + 1:
+        if self._is_block_worth_keeping(p.height, p.round):
             self._remember_block(block)
         self.events.put_nowait(ProposalReceived(signed))
+
+    def _is_block_worth_keeping(self, height: int, round_: int) -> bool:
+        """Only next-height blocks of rounds the machine may still reach soon."""
+        machine_round = self.state.round if self.state.height == height else 0
+        return height == self.chain.height + 1 and round_ <= machine_round + MAX_ROUNDS_AHEAD_FOR_BLOCKS
 
     def _on_commit_message(self, sender: int, body: bytes) -> None:
         commit = CommitCertificate.decode(body)
@@ -544,11 +597,7 @@ class Node:
             commit, chain_id=self.genesis.chain_id, validators=self.genesis.validators,
             height=commit.height, block_hash=commit.block_hash,
         )
-        self._saw_height(sender, commit.height + 1)
-        if commit.height == self.state.height and self.state.decided is None:
-            self.events.put_nowait(CommitReceived(commit))
-        else:
-            self._spawn(self.sync_once())
+        self.events.put_nowait(CommitSeen(sender, commit))
 
     def _on_txs_message(self, sender: int, body: bytes) -> bytes:
         for item in expect_list(decode_cb(body), "txs")[:10_000]:
@@ -557,8 +606,7 @@ class Node:
             content = None if doc is None else expect_bytes(doc, "doc")
             with contextlib.suppress(LedgerError):
                 self.mempool.add(expect_bytes(m["tx"], "tx"), content)
-        if self._idle and len(self.mempool):
-            self._maybe_start_height()
+        self.events.put_nowait(TxsPending(len(self.mempool)))
         return b""
 
     def _on_status_request(self, sender: int, body: bytes) -> bytes:
@@ -610,28 +658,33 @@ class Node:
         if len(self.verified_messages) > 50_000:
             self.verified_messages.popitem(last=False)
 
-    def _saw_height(self, validator: int, height: int) -> None:
-        if height > self.peer_heights.get(validator, 0):
-            self.peer_heights[validator] = height
-        if height == self.chain.height + 1 and self._idle:
-            self._maybe_start_height()
-
     def _peers_by_height(self) -> list[int]:
         others = [i for i in range(len(self.genesis.validators)) if i != self.index]
-        return sorted(others, key=lambda i: -self.peer_heights.get(i, 0))
+        return sorted(others, key=lambda i: -self.driver.peer_heights.get(i, 0))
 
     # --- catch-up -------------------------------------------------------------------
 
     async def _sync_loop(self) -> None:
+        """The periodic tick; the driver decides whether it calls for a sync."""
         while True:
             await asyncio.sleep(SYNC_INTERVAL_S)
-            try:
-                await self.sync_once()
-            except Exception:  # noqa: BLE001 - sync retries; a bad peer must not stop it
-                log.exception("sync failed")
+            self.events.put_nowait(SyncTick())
+
+    async def _run_sync(self) -> None:
+        """One sync the driver asked for, then tell it the sync is over."""
+        try:
+            await self.sync_once()
+        except Exception:  # noqa: BLE001 - sync retries; a bad peer must not stop it
+            log.exception("sync failed")
+        finally:
+            self.events.put_nowait(SyncFinished())
 
     async def sync_once(self) -> int:
-        """Fetch and apply blocks peers have beyond our head; return how many were applied."""
+        """Fetch and apply blocks peers have beyond our head; return how many were applied.
+
+        Each applied block is reported to the driver at once (through the event queue),
+        which never replaces a machine that already entered the next height.
+        """
         async with self._sync_lock:
             applied = 0
             for index in self._peers_by_height():
@@ -640,18 +693,15 @@ class Node:
                 except LedgerError:
                     continue
                 their_height = status.get("height")
-                if not isinstance(their_height, int):
+                if not isinstance(their_height, int) or their_height < 0:
                     continue
-                self.peer_heights[index] = max(self.peer_heights.get(index, 0), their_height)
+                self.events.put_nowait(PeerAt(index, their_height + 1))
                 while their_height > self.chain.height:
                     got = await self._fetch_and_apply(index)
                     if not got:
                         break
                     applied += got
-            if applied:
-                self.metrics.synced_blocks += applied
-                self.state = new_state(self.consensus_config)
-                self._maybe_start_height()
+            self.metrics.synced_blocks += applied
             return applied
 
     async def _fetch_and_apply(self, index: int) -> int:
