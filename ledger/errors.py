@@ -95,7 +95,8 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     ├── StoreError                       store.error
     │   ├── StoreCorruptError            store.corrupt
     │   ├── StoreLockedError             store.locked
-    │   └── StoreFormatError             store.format
+    │   ├── StoreFormatError             store.format
+    │   └── StoreWriteError              store.write_failed  (an append that is not on disk)
     ├── RequestError                     request.invalid
     │   ├── RequestMalformedError        request.malformed
     │   ├── RequestTooLargeError         request.too_large
@@ -634,6 +635,11 @@ class StoreLockedError(StoreError):
 class StoreFormatError(StoreError):
     code = "store.format"
     title = "Store was written in another storage format"
+
+
+class StoreWriteError(StoreError):
+    code = "store.write_failed"
+    title = "Record could not be made durable"
 
 
 # --- requests, authentication, peers (the network layers) -------------------
