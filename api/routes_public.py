@@ -22,10 +22,10 @@ from ledger.errors import (
     RequestMalformedError,
     RequestTooLargeError,
 )
+from ledger.limits import MAX_SUBMISSION_BATCH
 from node.mempool import STATUS_PENDING
 from node.runtime import Node, TxResult
 
-MAX_BATCH = 5000
 MAX_WAIT_S = 60.0
 
 
@@ -78,8 +78,8 @@ def parse_submission(body: bytes, content_type: str) -> tuple[list[tuple[bytes, 
         items = value["transactions"]
         if not isinstance(items, list) or not items:
             raise RequestMalformedError("transactions: expected a non-empty list")
-        if len(items) > MAX_BATCH:
-            raise RequestTooLargeError(f"transactions: expected at most {MAX_BATCH}, got {len(items)}")
+        if len(items) > MAX_SUBMISSION_BATCH:
+            raise RequestTooLargeError(f"transactions: expected at most {MAX_SUBMISSION_BATCH}, got {len(items)}")
         return [parse_item(item, f"transactions[{i}]") for i, item in enumerate(expect_list(items, "transactions"))], True
     return [parse_item(value, "body")], False
 

@@ -36,6 +36,7 @@ from ledger.errors import (
     VoteSignatureError,
 )
 from ledger.keys import PROPOSAL_DOMAIN, VOTE_DOMAIN, SigningKey, signing_bytes, verify_bytes
+from ledger.limits import MAX_BLOCK_WIRE_BYTES
 
 PREVOTE = "prevote"
 PRECOMMIT = "precommit"
@@ -501,7 +502,7 @@ class Block:
         return cb(self.to_wire())
 
     @classmethod
-    def decode(cls, data: bytes, *, max_bytes: int = 64 * 1024 * 1024) -> Block:
+    def decode(cls, data: bytes, *, max_bytes: int = MAX_BLOCK_WIRE_BYTES) -> Block:
         if len(data) > max_bytes:
             raise BlockMalformedError(f"expected a block under {max_bytes} bytes, got {len(data)}")
         try:

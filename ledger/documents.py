@@ -149,6 +149,7 @@ from ledger.errors import (
     ProcedureCodeError,
     UnknownDocTypeError,
 )
+from ledger.limits import MAX_ECHO_CHARS
 
 __all__ = [
     "DECLARATION_TYPE_CODES",
@@ -177,7 +178,7 @@ _MAX_SEQUENCE_NUMBER: Final = 2**53 - 1
 _DOCUMENT_NUMBER_MAX: Final = 128
 _DOCUMENT_NUMBER = re.compile(f"[!-~]{{1,{_DOCUMENT_NUMBER_MAX}}}")
 _MODE_CODE = re.compile(r"[0-9]")
-_QUOTE_LIMIT: Final = 60
+_QUOTE_LIMIT: Final = MAX_ECHO_CHARS
 
 
 class _RuleError(Exception):

@@ -42,6 +42,7 @@ from ledger.errors import (
     UnsupportedTypeError,
     WrongTypeError,
 )
+from ledger.limits import MAX_NESTING_DEPTH
 
 HASH_SIZE = 32
 ZERO_HASH = bytes(32)
@@ -129,7 +130,7 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise UnsupportedTypeError(f"expected no extension types, got ext type {code}")
 
 
-MAX_CB_DEPTH = 64
+MAX_CB_DEPTH = MAX_NESTING_DEPTH
 """Containers nest at most this deep in canonical bytes (a bound on decoding work; no
 format of the ledger comes near it)."""
 
@@ -433,8 +434,8 @@ def parse_json(data: bytes | str, *, allow_duplicates: bool = False) -> Any:
 
 
 def _check_json_value(value: Any, depth: int = 0) -> None:
-    if depth > 64:
-        raise JsonError("expected nesting at most 64 deep")
+    if depth > MAX_NESTING_DEPTH:
+        raise JsonError(f"expected nesting at most {MAX_NESTING_DEPTH} deep")
     kind = type(value)
     if kind is dict:
         for key, item in value.items():

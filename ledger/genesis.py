@@ -14,11 +14,11 @@ from typing import Any
 from ledger.encoding import H, cb, jcs, parse_json
 from ledger.errors import GenesisError, LedgerError
 from ledger.keys import is_valid_public_key
+from ledger.limits import DEFAULT_MAX_BLOCK_BYTES, MAX_GENESIS_BYTES
 from ledger.transactions import is_valid_zone_id
 
 _RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 _CHAIN_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
-MAX_GENESIS_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class ConsensusParams:
     """Added per round to every timeout, so rounds grow linearly."""
     max_block_txs: int = 5000
     """Largest number of transactions in one block."""
-    max_block_bytes: int = 32 * 1024 * 1024
+    max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES
     """Largest encoded block body."""
     max_clock_skew_ms: int = 5000
     """How far ahead of a validator's clock a block time may be."""

@@ -34,6 +34,13 @@ from ledger.errors import (
     WrongChainError,
 )
 from ledger.keys import TX_DOMAIN, SigningKey, signing_bytes, verify_bytes
+from ledger.limits import (
+    MAX_ATTACHMENTS,
+    MAX_DOC_ID_CHARS,
+    MAX_ENVELOPE_BYTES,
+    MAX_NAME_CHARS,
+    MAX_REASON_CHARS,
+)
 
 _T = TypeVar("_T")
 
@@ -58,11 +65,6 @@ def compute_slot_constructor(cls: type[_T]) -> Callable[..., _T]:
     return construct
 
 
-MAX_ENVELOPE_BYTES = 16 * 1024
-MAX_ATTACHMENTS = 32
-MAX_REASON_CHARS = 1000
-MAX_DOC_ID_CHARS = 200
-MAX_NAME_CHARS = 255
 MAX_NONCE = 2**64 - 1
 
 KIND_DOC_ISSUE = "doc.issue"

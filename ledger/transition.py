@@ -92,6 +92,7 @@ from ledger.errors import (
     WrongProposerError,
 )
 from ledger.keys import is_valid_public_key
+from ledger.limits import MAX_DOCUMENT_BYTES
 from ledger.merkle import MerkleLog
 from ledger.store import Overlay, WriteBatch
 from ledger.transactions import (
@@ -106,8 +107,6 @@ from ledger.transactions import (
     validate_chain_id,
     validate_signature,
 )
-
-MAX_DOCUMENT_BYTES = 512 * 1024
 
 
 @dataclass

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import ConfigError
+from ledger.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MEMPOOL_MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +66,11 @@ class NodeConfig:
     """Longest gap between blocks while no transactions arrive."""
     mempool_max_txs: int = 50_000
     """Pending transactions before submissions get 503."""
-    mempool_max_bytes: int = 256 * 1024 * 1024
+    mempool_max_bytes: int = DEFAULT_MEMPOOL_MAX_BYTES
     """Pending bytes before submissions get 503."""
-    max_body_bytes: int = 32 * 1024 * 1024
-    """Largest HTTP request body (413 beyond)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """The operator's cap on HTTP request bodies over every route (413 beyond); each
+    route's own limit comes from :mod:`ledger.limits` and the smaller one applies."""
     max_block_txs: int = 1000
     """This node's cap on the blocks it proposes (at most genesis ``max_block_txs``):
     smaller blocks keep heights short so that commits pipeline."""

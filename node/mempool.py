@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ledger.chain import Chain
 from ledger.errors import LedgerError, MempoolFullError
+from ledger.limits import DEFAULT_MEMPOOL_MAX_BYTES
 from ledger.transactions import Envelope
 from ledger.transition import BlockContext, apply_transaction
 
@@ -56,7 +57,7 @@ class Rejection:
 class Mempool:
     """Pending transactions of one node, in arrival order."""
 
-    def __init__(self, chain: Chain, *, max_txs: int = 50_000, max_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, chain: Chain, *, max_txs: int = 50_000, max_bytes: int = DEFAULT_MEMPOOL_MAX_BYTES) -> None:
         self.chain = chain
         self.max_txs = max_txs
         self.max_bytes = max_bytes
