@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from ledger.encoding import bounded_repr
 from ledger.errors import NotFoundError
 from node.runtime import Node
 
@@ -49,7 +50,7 @@ def get_static_file(path: str) -> Path:
     """The file under ``api/static`` named by ``path``; refuses anything outside it."""
     candidate = (STATIC_DIR / path).resolve()
     if not candidate.is_relative_to(STATIC_DIR) or not candidate.is_file() or candidate.suffix not in MEDIA_TYPES:
-        raise NotFoundError(f"expected a file of the verifier page, got {path!r}")
+        raise NotFoundError(f"expected a file of the verifier page, got {bounded_repr(path)}")
     return candidate
 
 

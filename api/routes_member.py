@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Response
 
 from api.auth import MemberAuth
 from ledger.chain import OFFICER_ACTIVE, key_commit
-from ledger.encoding import cb, parse_canonical_json
+from ledger.encoding import bounded_repr, cb, parse_canonical_json
 from ledger.errors import DocumentNotFoundError, NotFoundError
 from ledger.transactions import Envelope
 from node.runtime import Node
@@ -28,7 +28,7 @@ def is_member(node: Node, key: bytes) -> bool:
 def document_view(node: Node, doc_id: str) -> dict[str, Any]:
     record = node.chain.get_doc(doc_id)
     if record is None:
-        raise DocumentNotFoundError(f"no document {doc_id!r} is registered")
+        raise DocumentNotFoundError(f"no document {bounded_repr(doc_id)} is registered")
     history = []
     for entry in node.chain.get_history(doc_id, record.history_len):
         item: dict[str, Any] = {

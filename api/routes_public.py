@@ -13,7 +13,7 @@ import msgpack
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from ledger.encoding import expect_bytes, expect_list, expect_map, jcs_of_parsed, parse_json
+from ledger.encoding import bounded_repr, expect_bytes, expect_list, expect_map, jcs_of_parsed, parse_json
 from ledger.errors import (
     EncodingError,
     JsonError,
@@ -161,7 +161,7 @@ def make_public_router(node: Node) -> APIRouter:
         raw = _hex_bytes(tx_hash, "tx_hash")
         result = node.tx_result(raw)
         if result is None:
-            raise NotFoundError(f"no transaction {tx_hash} is known to this node")
+            raise NotFoundError(f"no transaction {bounded_repr(tx_hash)} is known to this node")
         return result.to_json()
 
     @router.get("/metrics", tags=["public"], response_class=PlainTextResponse)

@@ -42,7 +42,7 @@ from ledger.errors import (
     UnsupportedTypeError,
     WrongTypeError,
 )
-from ledger.limits import MAX_NESTING_DEPTH
+from ledger.limits import MAX_ECHO_CHARS, MAX_NESTING_DEPTH
 
 HASH_SIZE = 32
 ZERO_HASH = bytes(32)
@@ -315,10 +315,11 @@ class _CanonicalReader:
             encoded = key.encode("utf-8")
             if previous is not None:
                 if encoded == previous:
-                    raise DuplicateKeyError(f"expected unique map keys, got {key!r} twice")
+                    raise DuplicateKeyError(f"expected unique map keys, got {bounded_repr(key)} twice")
                 if encoded < previous:
                     raise UnsortedKeysError(
-                        f"expected map keys in byte order, got {key!r} after {previous.decode()!r}"
+                        f"expected map keys in byte order, got {bounded_repr(key)} after "
+                        f"{bounded_repr(previous.decode())}"
                     )
             previous = encoded
             out[key] = self.read()
@@ -335,7 +336,9 @@ def expect_map(value: Any, what: str, fields: frozenset[str] | None = None) -> d
     if fields is not None and value.keys() != fields:
         missing = sorted(fields - value.keys())
         extra = sorted(value.keys() - fields)
-        raise WrongTypeError(f"{what}: expected fields {sorted(fields)}, missing {missing}, unexpected {extra}")
+        raise WrongTypeError(
+            f"{what}: expected fields {sorted(fields)}, missing {missing}, unexpected {_bounded_names(extra)}"
+        )
     return value
 
 
@@ -373,6 +376,27 @@ def expect_bool(value: Any, what: str) -> bool:
     return value
 
 
+def bounded_repr(value: str) -> str:
+    """``repr(value)`` for an error message, cut after ``MAX_ECHO_CHARS`` characters and
+    then naming the value's full size, as in ``'abc…'…(15000 bytes)``.
+
+    Messages quote values that came from outside; the message is kept (a rejected
+    transaction's record) and sent back, so it must not grow with the input.
+    """
+    if len(value) <= MAX_ECHO_CHARS:
+        return repr(value)
+    size = len(value.encode("utf-8", "surrogatepass"))
+    return f"{value[:MAX_ECHO_CHARS]!r}…({size} bytes)"
+
+
+def _bounded_names(names: list[str]) -> str:
+    # An outsider chooses how many unexpected keys a map has, and how long they are.
+    text = str(names)
+    if len(text) <= MAX_ECHO_CHARS:
+        return text
+    return f"{text[:MAX_ECHO_CHARS]}…({len(names)} keys)"
+
+
 def _type_name(value: Any) -> str:
     names = {str: "str", bytes: "bin", int: "int", bool: "bool", list: "array", dict: "map"}
     if value is None:
@@ -392,17 +416,17 @@ def _has_astral_character(encoded: bytes) -> bool:
 
 
 def _reject_float(text: str) -> Any:
-    raise JsonError(f"expected no floats in a document (decimals are strings), got {text}")
+    raise JsonError(f"expected no floats in a document (decimals are strings), got {bounded_repr(text)}")
 
 
 def _reject_constant(text: str) -> Any:
-    raise JsonError(f"expected JSON values only, got {text}")
+    raise JsonError(f"expected JSON values only, got {bounded_repr(text)}")
 
 
 def _check_integer(text: str) -> int:
     value = int(text)
     if abs(value) > MAX_SAFE_JSON_INTEGER:
-        raise JsonError(f"expected an integer of magnitude below 2^53, got {text}")
+        raise JsonError(f"expected an integer of magnitude below 2^53, got {bounded_repr(text)}")
     return value
 
 
@@ -412,7 +436,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise JsonError(f"expected unique object keys, got {key!r} twice")
+                raise JsonError(f"expected unique object keys, got {bounded_repr(key)} twice")
             seen.add(key)
     return out
 
@@ -447,7 +471,7 @@ def _check_json_value(value: Any, depth: int = 0) -> None:
             _check_json_value(item, depth + 1)
     elif kind is int:
         if abs(value) > MAX_SAFE_JSON_INTEGER:
-            raise JsonError(f"expected an integer of magnitude below 2^53, got {value}")
+            raise JsonError(f"expected an integer of magnitude below 2^53, got {bounded_repr(str(value))}")
     elif kind is float:
         raise JsonError("expected no floats in a document (decimals are strings)")
     elif not (kind is str or kind is bool or value is None):

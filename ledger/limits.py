@@ -84,9 +84,10 @@ MAX_OTHER_BODY_BYTES: Final = 16 * KIB
 
 # --- what a node remembers ---------------------------------------------------------------
 
-MAX_ECHO_CHARS: Final = 60
+MAX_ECHO_CHARS: Final = 80
 """An error message quotes at most this many characters of a value it was given, then
-the value's full size (``…(15000 bytes)``); documents' errors cut at the same length."""
+the value's full size (``…(15000 bytes)``): enough for a hash in hex, a chain id or a
+document number whole. Documents' errors cut at the same length."""
 MAX_REJECTION_MESSAGE_CHARS: Final = 300
 """The message kept with a rejected transaction (its code is kept whole)."""
 MAX_REJECTIONS_BYTES: Final = 16 * MIB

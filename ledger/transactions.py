@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 from ledger.encoding import (
     H,
+    bounded_repr,
     cb,
     decode_cb,
     expect_bytes,
@@ -90,7 +91,7 @@ def split_doc_id(doc_id: str) -> tuple[str, str]:
     if len(doc_id) <= MAX_DOC_ID_CHARS and _WELL_FORMED_DOC_ID.match(doc_id):
         return zone_id, number  # one match for the common case; the checks below name a fault
     if not sep or not number or not is_valid_zone_id(zone_id):
-        raise MalformedTransactionError(f"doc_id: expected \"<zone_id>/<number>\", got {doc_id!r}")
+        raise MalformedTransactionError(f"doc_id: expected \"<zone_id>/<number>\", got {bounded_repr(doc_id)}")
     if len(doc_id) > MAX_DOC_ID_CHARS:
         raise MalformedTransactionError(f"doc_id: expected at most {MAX_DOC_ID_CHARS} characters, got {len(doc_id)}")
     if _CONTROL.search(number):
@@ -134,7 +135,7 @@ class Attachment:
         except EncodingError as exc:
             raise AttachmentError(str(exc)) from exc
         if not _MEDIA_TYPE.match(media_type):
-            raise AttachmentError(f"{what}.media_type: expected a MIME type, got {media_type!r}")
+            raise AttachmentError(f"{what}.media_type: expected a MIME type, got {bounded_repr(media_type)}")
         return cls(name, media_type, sha, size)
 
 
@@ -453,7 +454,7 @@ def _checked_transaction(value: Any) -> Transaction:
     nonce = expect_int(t["nonce"], "tx.nonce")
     body_type = BODY_TYPES.get(kind)
     if body_type is None:
-        raise UnknownKindError(f"tx.kind: expected one of {sorted(BODY_TYPES)}, got {kind!r}")
+        raise UnknownKindError(f"tx.kind: expected one of {sorted(BODY_TYPES)}, got {bounded_repr(kind)}")
     body = body_type.from_wire(expect_map(t["body"], "tx.body", body_type.FIELDS))
     if nonce > MAX_NONCE:
         raise MalformedTransactionError(f"tx.nonce: expected a uint64, got {nonce}")
@@ -476,7 +477,7 @@ def forget_decoded_envelopes() -> None:
 
 def validate_chain_id(envelope: Envelope, chain_id: str) -> None:
     if envelope.tx.chain_id != chain_id:
-        raise WrongChainError(f"tx.chain_id: expected {chain_id!r}, got {envelope.tx.chain_id!r}")
+        raise WrongChainError(f"tx.chain_id: expected {chain_id!r}, got {bounded_repr(envelope.tx.chain_id)}")
 
 
 def validate_signature(envelope: Envelope) -> None:

@@ -54,7 +54,7 @@ from ledger.chain import (
     pack_record,
 )
 from ledger.documents import DOC_TYPES, check_canonical_document, document_number, validate_document
-from ledger.encoding import H, parse_canonical_json
+from ledger.encoding import H, bounded_repr, parse_canonical_json
 from ledger.errors import (
     AttachmentError,
     BlockChainIdError,
@@ -164,7 +164,7 @@ def validate_header(
     """The header's own fields and its link to the chain, before any transaction runs."""
     genesis = chain.genesis
     if header.chain_id != genesis.chain_id:
-        raise BlockChainIdError(f"header.chain_id: expected {genesis.chain_id!r}, got {header.chain_id!r}")
+        raise BlockChainIdError(f"header.chain_id: expected {genesis.chain_id!r}, got {bounded_repr(header.chain_id)}")
     if header.height != chain.height + 1:
         raise WrongHeightError(f"header.height: expected {chain.height + 1}, got {header.height}")
     if header.prev_hash != chain.head_hash:
@@ -251,7 +251,7 @@ def validate_not_replayed(ctx: BlockContext, envelope: Envelope) -> None:
 def validate_officer_of_zone(ctx: BlockContext, signer: bytes, zone_id: str) -> None:
     """The signer is an active officer of ``zone_id``."""
     if ctx.chain.genesis.zone(zone_id) is None:
-        raise UnknownZoneError(f"expected a member zone, got {zone_id!r}")
+        raise UnknownZoneError(f"expected a member zone, got {bounded_repr(zone_id)}")
     status = ctx.view.get_officer_status(zone_id, signer)
     if status == OFFICER_ACTIVE:
         return
@@ -263,7 +263,7 @@ def validate_officer_of_zone(ctx: BlockContext, signer: bytes, zone_id: str) -> 
 def validate_zone_admin(ctx: BlockContext, signer: bytes, zone_id: str) -> None:
     zone = ctx.chain.genesis.zone(zone_id)
     if zone is None:
-        raise UnknownZoneError(f"expected a member zone, got {zone_id!r}")
+        raise UnknownZoneError(f"expected a member zone, got {bounded_repr(zone_id)}")
     if signer != zone.admin_key:
         raise NotZoneAdminError(f"expected the admin key of {zone_id}, got {signer.hex()}")
 
