@@ -133,10 +133,11 @@ class StoreSource:
         data_dir = next((d for d in (root / "data", root) if (d / "ledger").is_dir()), None)
         if data_dir is not None:
             self.store_path = data_dir / "ledger"
-            self.evidence_path: Path | None = data_dir / "evidence.jsonl"
+            # The node's evidence log (node/evidence.py), then the file nodes wrote before it.
+            self.evidence_paths = [data_dir / "evidence" / "evidence.jsonl", data_dir / "evidence.jsonl"]
         elif (root / "CURRENT").is_file():
             self.store_path = root
-            self.evidence_path = None
+            self.evidence_paths = []
         else:
             raise StoreError(
                 f"{root}: expected a stopped node's data directory (holding ledger/) or its ledger store, "
@@ -180,7 +181,7 @@ class StoreSource:
         return self.store.get(key_header(height))
 
     def evidence(self) -> list[dict[str, Any]]:
-        return read_evidence(self.evidence_path) if self.evidence_path else []
+        return [entry for path in self.evidence_paths for entry in read_evidence(path)]
 
     def close(self) -> None:
         self.store.close()

@@ -91,7 +91,8 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     │   ├── CommitOrderError             commit.unsorted
     │   └── CommitTargetError            commit.target_mismatch
     ├── VoteError                        vote.invalid
-    │   └── VoteSignatureError           vote.signature_invalid
+    │   ├── VoteSignatureError           vote.signature_invalid
+    │   └── EvidenceInvalidError         vote.evidence_invalid  (not a proof of equivocation)
     ├── StoreError                       store.error
     │   ├── StoreCorruptError            store.corrupt
     │   ├── StoreLockedError             store.locked
@@ -612,6 +613,11 @@ class VoteError(LedgerError):
 class VoteSignatureError(VoteError):
     code = "vote.signature_invalid"
     title = "Vote signature does not verify"
+
+
+class EvidenceInvalidError(VoteError):
+    code = "vote.evidence_invalid"
+    title = "Not evidence of an equivocation"
 
 
 # --- storage ---------------------------------------------------------------

@@ -21,12 +21,19 @@ from node.messages import SignedProposal
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """Two different signed messages by one validator for one height, round and type."""
+    """Two different signed messages by one validator for one height, round and type.
+
+    Kept as evidence and not discarded from counting: as decided in
+    ``docs/decisions/0005-vote-counting.md``, each of an equivocator's votes still counts
+    towards the tally of the value it names (once per validator and value), and only
+    the first counts towards "2f+1 of any value" and the f+1 round skip. Of two
+    proposals only the first is used. ``node/evidence.py`` checks and keeps evidence.
+    """
 
     first: SignedVote | SignedProposal
-    """The message that was counted."""
+    """The message seen first: it counts towards every threshold (a proposal: the one used)."""
     second: SignedVote | SignedProposal
-    """The conflicting message, never counted."""
+    """The conflicting one: a vote counts towards its own value's tally only; a proposal is unused."""
 
     @property
     def validator(self) -> int:

@@ -104,8 +104,10 @@ def assert_same_chain(urls: list[str]) -> int:
 
 def assert_no_equivocation(layout: DevnetLayout) -> None:
     for zone in layout.zones:
-        evidence = zone.data_dir / "evidence.jsonl"
-        assert not evidence.exists(), f"{zone.zone_id} saw equivocation: {evidence.read_text()[:500]}"
+        # The node's evidence log (node/evidence.py), and the file nodes wrote before it.
+        for evidence in (zone.data_dir / "evidence" / "evidence.jsonl", zone.data_dir / "evidence.jsonl"):
+            text = evidence.read_text() if evidence.exists() else ""
+            assert not text, f"{zone.zone_id} saw equivocation: {text[:500]}"
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:

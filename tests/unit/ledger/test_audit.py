@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ledger.audit import AuditReport, StoreSource, audit_chain
-from ledger.blocks import Block, CommitCertificate, CommitSignature
+from ledger.blocks import PREVOTE, Block, CommitCertificate, CommitSignature, Vote
 from ledger.chain import (
     KEY_HEAD,
     Chain,
@@ -28,6 +28,8 @@ from ledger.encoding import H, compute_doc_hash
 from ledger.keys import SigningKey
 from ledger.store import LevelDBStore, MemoryStore, WriteBatch
 from ledger.testkit import Alliance, load_example, make_alliance, with_number
+from node.evidence import EvidenceLog
+from node.votes import Evidence
 
 COO = "certificate_of_origin"
 TEDA = "EG-TEDA"
@@ -435,6 +437,18 @@ def test_a_node_home_its_data_dir_and_its_store_all_audit(data_dir: Path, tmp_pa
         assert report.passed and report.last_height == HEAD, path
         assert report.source == str(home / "data" / "ledger")
     assert audit(home).evidence == audit(home / "data").evidence == [{"time_ms": 2, "evidence": "seen"}]
+
+
+def test_evidence_log_entries_are_reported_beside_the_old_file(data_dir: Path) -> None:
+    key = SigningKey.from_label("equivocator")
+    votes = [Vote("c", PREVOTE, 2, 0, bytes([b]) * 32, 1).sign(key) for b in (1, 2)]
+    log = EvidenceLog(data_dir / "evidence", clock=lambda: 5)
+    entry = log.append(Evidence(votes[0], votes[1]))
+    log.close()
+    (data_dir / "evidence.jsonl").write_text(json.dumps({"time_ms": 2, "evidence": "seen"}) + "\n")
+    assert entry is not None
+    reported = audit(data_dir, workers=1).evidence
+    assert reported == [json.loads(entry.encode()), {"time_ms": 2, "evidence": "seen"}]
 
 
 def test_a_directory_without_a_store_is_refused_plainly(tmp_path: Path) -> None:
