@@ -194,6 +194,8 @@ class Node:
         )
         self.events: asyncio.Queue[QueueItem] = asyncio.Queue()
         self.blocks: dict[bytes, Block] = {}
+        self.proposed: dict[tuple[int, int], bytes] = {}
+        """(height, round) -> the first proposed block's hash: one block per slot is kept."""
         self.executed: dict[bytes, ExecutedBlock] = {}
         self.verified_messages: OrderedDict[bytes, None] = OrderedDict()
         self.last_signed: dict[int, int] = {}
@@ -431,6 +433,7 @@ class Node:
             self._resolve(tx_hash, TxResult(tx_hash, STATUS_REJECTED, error_code=error.code, error=str(error)))
         self.wal.prune(height)
         self.blocks = {h: b for h, b in self.blocks.items() if b.height > height}
+        self.proposed = {slot: h for slot, h in self.proposed.items() if slot[0] > height}
         self.executed = {}
         self.events.put_nowait(_CHAIN_ADVANCED)
         self.events.put_nowait(TxsPending(len(self.mempool)))
@@ -580,7 +583,11 @@ class Node:
             )
         if block.block_hash != p.block_hash or block.height != p.height or block.header.round > p.round:
             raise PeerMalformedError("proposal does not match the block it carries")
-        if self._is_block_worth_keeping(p.height, p.round):
+        if self._is_block_worth_keeping(p.height, p.round) and self.proposed.setdefault(
+            (p.height, p.round), block.block_hash
+        ) == block.block_hash:
+            # An equivocating proposer's second block is not kept: the machine counts the
+            # first proposal of a round only (the second is evidence).
             self._remember_block(block)
         self.events.put_nowait(ProposalReceived(signed))
 

@@ -14,95 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ledger.blocks import PRECOMMIT, PREVOTE, Proposal, SignedVote, Vote
-from ledger.encoding import cb, decode_cb, expect_map
-from ledger.testkit import Alliance
+from scripted_node import ScriptedPeers, deliver, others_chain, round_zero, until
+
+from ledger.blocks import PREVOTE, Proposal, SignedVote
+from ledger.encoding import cb
 from node.config import NodeConfig
 from node.messages import sign_proposal
-from node.peers import PeerMessage, PeerStats
 from node.runtime import Node
 from scripts.devnet import create_devnet
-
-
-class ScriptedPeers:
-    """The node's peer network, played by the test: answers from the others' chain."""
-
-    def __init__(self, serve: dict[int, Any], slow: int, release: asyncio.Event) -> None:
-        self.serve = serve
-        self.slow = slow
-        self.release = release
-        self.sent: list[tuple[str, bytes]] = []
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    def broadcast(self, kind: str, body: bytes) -> None:
-        self.sent.append((kind, body))
-
-    def send(self, index: int, kind: str, body: bytes) -> None:
-        self.sent.append((kind, body))
-
-    async def request(self, index: int, kind: str, body: bytes) -> bytes:
-        if kind == "status":
-            if index == self.slow:
-                await self.release.wait()
-            return self.serve["status"]  # type: ignore[no-any-return]
-        if kind == "get_blocks":
-            start = expect_map(decode_cb(body), "get_blocks")["from"]
-            return cb([
-                {"block": item["block"], "commit": item["commit"]}
-                for item in self.serve["blocks"] if item["height"] >= start
-            ])
-        if kind == "txs":
-            return b""
-        raise AssertionError(f"unexpected request {kind}")
-
-    def stats(self) -> dict[int, PeerStats]:
-        return {}
-
-    def own_votes(self, validator: int) -> list[SignedVote]:
-        return [SignedVote.decode(body) for kind, body in self.sent if kind == "vote"
-                if SignedVote.decode(body).vote.validator == validator]
-
-
-def _others_chain(alliance: Alliance, now: int) -> tuple[Any, list[Any], dict[str, Any]]:
-    """The other validators' chain: heights 1 and 2 committed, their height-3 block built."""
-    chain = alliance.chain()
-    blocks = []
-    for height in (1, 2):
-        blocks.append(alliance.commit_next(chain, [], time_ms=now - 3000 + height * 1000))
-    commit2 = chain.get_commit(2)
-    assert commit2 is not None
-    served = {"height": 2, "block": blocks[1].encode(), "commit": commit2.encode()}
-    blocks.append(alliance.propose(chain, [], time_ms=now).block)
-    return chain, blocks, served
-
-
-async def _deliver(node: Node, chain_id: str, sender: int, kind: str, body: bytes) -> None:
-    await node.on_peer_message(PeerMessage(chain_id, sender, kind, 0, body))
-
-
-async def _until(predicate: Any, seconds: float = 3.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-
-
-async def _round(
-    node: Node, chain_id: str, keys: list[Any], block: Any, *, height: int, proposer: int, precommit: bool
-) -> None:
-    """The other three validators' messages of round 0 for ``block``."""
-    proposal = sign_proposal(Proposal(chain_id, height, 0, block.block_hash, -1, proposer), keys[proposer])
-    await _deliver(node, chain_id, proposer, "proposal", cb({"proposal": proposal.encode(), "block": block.encode()}))
-    types = (PREVOTE, PRECOMMIT) if precommit else (PREVOTE,)
-    for vote_type in types:
-        for v in (1, 2, 3):
-            vote = Vote(chain_id, vote_type, height, 0, block.block_hash, v).sign(keys[v])
-            await _deliver(node, chain_id, v, "vote", vote.encode())
 
 
 def test_catch_up_with_a_slow_status_peer_never_signs_twice(tmp_path: Path) -> None:
@@ -113,7 +32,7 @@ def test_catch_up_with_a_slow_status_peer_never_signs_twice(tmp_path: Path) -> N
 
     async def scenario() -> tuple[list[SignedVote], int]:
         now = int(time.time() * 1000)
-        chain, blocks, served = _others_chain(alliance, now)
+        chain, blocks, served = others_chain(alliance, now)
         release = asyncio.Event()
         status = cb({"height": 2, "block_hash": blocks[1].block_hash})
         peers = ScriptedPeers({"status": status, "blocks": [served]}, slow=3, release=release)
@@ -122,20 +41,20 @@ def test_catch_up_with_a_slow_status_peer_never_signs_twice(tmp_path: Path) -> N
         await node.start()
         try:
             # Height 1 is decided with the others (proposer 1); then the node idles.
-            await _round(node, chain_id, keys, blocks[0], height=1, proposer=1, precommit=True)
-            await _until(lambda: node.chain.height == 1)
+            await round_zero(node, chain_id, keys, blocks[0], height=1, proposer=1, precommit=True)
+            await until(lambda: node.chain.height == 1)
             assert node.chain.height == 1
 
             # A certificate for height 2 arrives: the node is behind and syncs. Peers 1
             # and 2 answer their status at once; peer 3's reply hangs.
-            await _deliver(node, chain_id, 1, "commit", served["commit"])
-            await _until(lambda: node.chain.height == 2)
+            await deliver(node, chain_id, 1, "commit", served["commit"])
+            await until(lambda: node.chain.height == 2)
             assert node.chain.height == 2
 
             # Height 3 runs while the sync still waits: proposal from validator 3, and
             # prevotes from 1, 2, 3 for it; validator 0 prevotes, locks and precommits.
-            await _round(node, chain_id, keys, blocks[2], height=3, proposer=3, precommit=False)
-            await _until(lambda: node.state.locked_round == 0 and node.state.height == 3)
+            await round_zero(node, chain_id, keys, blocks[2], height=3, proposer=3, precommit=False)
+            await until(lambda: node.state.locked_round == 0 and node.state.height == 3)
             assert (node.state.height, node.state.locked_round) == (3, 0)
 
             # The slow peer answers; the sync ends. Then past the propose timeout.
@@ -166,7 +85,7 @@ def test_a_vote_whose_wal_write_failed_is_never_sent(tmp_path: Path) -> None:
 
     async def scenario() -> tuple[list[SignedVote], list[bytes]]:
         now = int(time.time() * 1000)
-        _, blocks, _ = _others_chain(alliance, now)
+        _, blocks, _ = others_chain(alliance, now)
         peers = ScriptedPeers({"status": cb({"height": 0, "block_hash": b"\0" * 32}), "blocks": []}, -1, asyncio.Event())
         node = Node(NodeConfig.load(str(layout.zones[0].config)))
         node.peers = peers  # type: ignore[assignment]
@@ -183,8 +102,8 @@ def test_a_vote_whose_wal_write_failed_is_never_sent(tmp_path: Path) -> None:
         await node.start()
         try:
             proposal = sign_proposal(Proposal(chain_id, 1, 0, blocks[0].block_hash, -1, 1), keys[1])
-            await _deliver(node, chain_id, 1, "proposal", cb({"proposal": proposal.encode(), "block": blocks[0].encode()}))
-            await _until(lambda: bool(failed))
+            await deliver(node, chain_id, 1, "proposal", cb({"proposal": proposal.encode(), "block": blocks[0].encode()}))
+            await until(lambda: bool(failed))
             # Past the propose timeout and two re-broadcasts.
             await asyncio.sleep(4.5)
             return peers.own_votes(0), failed

@@ -1,0 +1,84 @@
+"""What a validator keeps from peers' proposals: nothing before the proposer check,
+one block per (height, round), nothing for rounds far beyond its own.
+
+Regression: the old runtime stored a proposal's block before checking its proposer,
+and every block of an equivocating proposer or of any far-future round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from scripted_node import ScriptedPeers, deliver, others_chain
+
+from ledger.blocks import Block, Proposal
+from ledger.encoding import cb
+from ledger.errors import PeerMalformedError
+from ledger.testkit import Alliance
+from node.config import NodeConfig
+from node.messages import sign_proposal
+from node.runtime import MAX_ROUNDS_AHEAD_FOR_BLOCKS, Node
+from scripts.devnet import create_devnet
+
+
+def _proposal_body(alliance: Alliance, block: Block, round_: int, proposer: int) -> bytes:
+    chain_id = alliance.genesis.chain_id
+    signed = sign_proposal(Proposal(chain_id, 1, round_, block.block_hash, -1, proposer), alliance.validator_keys[proposer])
+    return cb({"proposal": signed.encode(), "block": block.encode()})
+
+
+def _variant(alliance: Alliance, round_: int, now: int) -> Block:
+    """Another valid height-1 block (a different time, so a different hash)."""
+    return alliance.propose(alliance.chain(), [], round_=round_, time_ms=now + round_).block
+
+
+@pytest.fixture
+def alliance_and_node(tmp_path: Path) -> tuple[Alliance, Node]:
+    layout = create_devnet(tmp_path / "devnet", 4, 19_600, heartbeat_ms=60_000)
+    node = Node(NodeConfig.load(str(layout.zones[0].config)))
+    node.peers = ScriptedPeers({"status": cb({"height": 0, "block_hash": b"\0" * 32}), "blocks": []}, -1, asyncio.Event())  # type: ignore[assignment]
+    return layout.alliance(), node
+
+
+def test_a_proposal_from_the_wrong_proposer_is_refused_before_its_block_is_kept(
+    alliance_and_node: tuple[Alliance, Node],
+) -> None:
+    alliance, node = alliance_and_node
+    _, blocks, _ = others_chain(alliance, int(time.time() * 1000))
+
+    async def go() -> None:
+        # (1 + 0) mod 4 = 1 proposes height 1 round 0; validator 2 signs a proposal anyway.
+        with pytest.raises(PeerMalformedError, match="expected validator 1"):
+            await deliver(node, alliance.genesis.chain_id, 2, "proposal", _proposal_body(alliance, blocks[0], 0, 2))
+        assert blocks[0].block_hash not in node.blocks
+        node.store.close()
+
+    asyncio.run(go())
+
+
+def test_an_equivocating_proposer_gets_one_block_kept_per_round_and_none_far_ahead(
+    alliance_and_node: tuple[Alliance, Node],
+) -> None:
+    alliance, node = alliance_and_node
+    now = int(time.time() * 1000)
+    chain_id = alliance.genesis.chain_id
+
+    async def go() -> None:
+        first, second = _variant(alliance, 0, now), _variant(alliance, 0, now + 7)
+        assert first.block_hash != second.block_hash
+        await deliver(node, chain_id, 1, "proposal", _proposal_body(alliance, first, 0, 1))
+        await deliver(node, chain_id, 1, "proposal", _proposal_body(alliance, second, 0, 1))
+        assert first.block_hash in node.blocks and second.block_hash not in node.blocks
+
+        far = 4 * (MAX_ROUNDS_AHEAD_FOR_BLOCKS + 1) + 1  # a round validator 2 proposes, far ahead
+        assert (1 + far) % 4 == 2
+        distant = _variant(alliance, far, now)
+        await deliver(node, chain_id, 2, "proposal", _proposal_body(alliance, distant, far, 2))
+        assert distant.block_hash not in node.blocks
+        assert len(node.blocks) == 1
+        node.store.close()
+
+    asyncio.run(go())
