@@ -3,6 +3,8 @@
 :func:`ledger.requests.verify_request` checks the signature and the time window; this
 module adds what needs state and the ledger's view of who is a member:
 
+* the request must be addressed to this node (``node_id``, its zone id; else
+  ``auth.wrong_node``), so a request captured at one node is useless at another;
 * the key must be an officer or an auditor (``is_member``; else ``auth.not_member``);
 * a signed request is accepted once: its ``(key, signature)`` is remembered until its
   timestamp leaves the window (after which ``auth.stale`` refuses it anyway), so a
@@ -68,11 +70,13 @@ class MemberAuth:
         self,
         is_member: Callable[[bytes], bool],
         *,
+        node_id: str,
         window_ms: int = DEFAULT_WINDOW_MS,
         clock: Callable[[], float] = time.time,
         max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         self.is_member = is_member
+        self.node_id = node_id
         self.window_ms = window_ms
         self.clock = clock
         self.replays = ReplayGuard(window_ms, max_entries)
@@ -84,7 +88,9 @@ class MemberAuth:
         # re-escapes '?' and '#', which a document number may contain.
         path = request.scope["path"]
         query = request.scope.get("query_string", b"").decode("latin-1")
-        key = verify_request(request.headers, request.method, path, query, body, now_ms, window_ms=self.window_ms)
+        key = verify_request(
+            request.headers, request.method, path, query, body, now_ms, node=self.node_id, window_ms=self.window_ms
+        )
         if not self.is_member(key):
             raise AuthNotMemberError(f"expected an officer or auditor key, got {key.hex()}")
         # verify_request has parsed both headers, so they are present and well-formed.

@@ -1,7 +1,8 @@
 """Member endpoints: documents and whole blocks, for officers and auditors only.
 
-Every request is signed with the request domain (``ledger.requests``); the dependency
-refuses unsigned, stale, replayed and non-member requests before a handler runs.
+Every request is signed with the request domain (``ledger.requests``) and addressed to
+this node by its zone id; the dependency refuses unsigned, misaddressed, stale,
+replayed and non-member requests before a handler runs.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def document_view(node: Node, doc_id: str) -> dict[str, Any]:
 
 
 def make_member_router(node: Node) -> APIRouter:
-    auth = MemberAuth(lambda key: is_member(node, key))
+    auth = MemberAuth(lambda key: is_member(node, key), node_id=node.zone_id)
     router = APIRouter(tags=["members"])
 
     @router.get("/v1/documents/{doc_id:path}")

@@ -110,6 +110,7 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     │   ├── AuthSignatureError           auth.signature_invalid
     │   ├── AuthStaleError               auth.stale
     │   ├── AuthReplayError              auth.replayed
+    │   ├── AuthWrongNodeError           auth.wrong_node     (signed for another node)
     │   └── AuthNotMemberError           auth.not_member
     ├── PeerError                        peer.invalid
     │   ├── PeerMalformedError           peer.malformed
@@ -709,6 +710,11 @@ class AuthStaleError(AuthError):
 class AuthReplayError(AuthError):
     code = "auth.replayed"
     title = "Request already seen"
+
+
+class AuthWrongNodeError(AuthError):
+    code = "auth.wrong_node"
+    title = "Request is addressed to another node"
 
 
 class AuthNotMemberError(AuthError):

@@ -60,7 +60,9 @@ class NodeSource:
     def _get(self, path: str, *, signed: bool) -> httpx.Response:
         headers = {}
         if signed:
-            headers = sign_request(self.key, "GET", self.base_path + path, "", b"", int(time.time() * 1000))
+            headers = sign_request(
+                self.key, "GET", self.base_path + path, "", b"", int(time.time() * 1000), node=self.node_id()
+            )
         try:
             return self.http.get(self.base_url + path, headers=headers)
         except httpx.HTTPError as exc:
@@ -73,6 +75,14 @@ class NodeSource:
                 raise NodeUnavailableError(f"GET /v1/status: expected 200, got {response.status_code}")
             self._status = response.json()
         return self._status
+
+    def node_id(self) -> str:
+        """The zone id the node answers for: its member requests are signed for it alone."""
+        node = self.status().get("node")
+        zone_id = node.get("zone_id") if isinstance(node, dict) else None
+        if not isinstance(zone_id, str):
+            raise NodeUnavailableError(f"GET /v1/status: expected node.zone_id from {self.base_url}, got none")
+        return zone_id
 
     def claimed_head(self) -> tuple[int, bytes | None]:
         status = self.status()

@@ -92,6 +92,7 @@ class NodeClient:
         self.base_path = parts.path.rstrip("/")
         self.timeout = timeout
         self._http = httpx.Client(timeout=timeout, transport=transport)
+        self._node_id: str | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -113,7 +114,9 @@ class NodeClient:
             headers["Content-Type"] = "application/json"
         full_path = self.base_path + path
         if key is not None:
-            headers.update(sign_request(key, method, full_path, query, content, int(time.time() * 1000)))
+            headers.update(
+                sign_request(key, method, full_path, query, content, int(time.time() * 1000), node=self.node_id())
+            )
         url = self.base_url + quote(path, safe=_PATH_SAFE) + (f"?{query}" if query else "")
         try:
             response = self._http.request(
@@ -151,6 +154,17 @@ class NodeClient:
         if not isinstance(value, dict) or not isinstance(value.get("chain_id"), str):
             raise NodeUnavailableError(f"expected a status with a chain_id from {self.base_url}, got {type(value).__name__}")
         return value
+
+    def node_id(self) -> str:
+        """The zone id this node answers for (``node.zone_id`` in its status): member
+        requests are signed for it, so they are good at this node only. Asked once."""
+        if self._node_id is None:
+            node = self.get_status().get("node")
+            zone_id = node.get("zone_id") if isinstance(node, dict) else None
+            if not isinstance(zone_id, str):
+                raise NodeUnavailableError(f"expected node.zone_id in the status of {self.base_url}, got none")
+            self._node_id = zone_id
+        return self._node_id
 
     def get_document(self, doc_id: str, key: SigningKey) -> dict[str, Any]:
         _, value = self.request("GET", f"/v1/documents/{doc_id}", key=key)

@@ -151,14 +151,18 @@ def test_member_requests_must_be_signed_fresh_and_unique(net: tuple[DevnetLayout
         unsigned = client.get(url + path)
         assert unsigned.status_code == 401 and unsigned.json()["type"] == "auth.missing"
         officer = alliance.officer_keys["EG-TEDA"]
-        headers = sign_request(officer, "GET", path, "", b"", int(time.time() * 1000))
+        node = layout.zones[0].zone_id
+        headers = sign_request(officer, "GET", path, "", b"", int(time.time() * 1000), node=node)
         ok = client.get(url + path, headers=headers)
         assert ok.status_code == 200 and ok.json()["doc_hash"] == compute_doc_hash(body["document"]).hex()
         replay = client.get(url + path, headers=headers)
         assert replay.status_code == 401 and replay.json()["type"] == "auth.replayed"
-        stale = sign_request(officer, "GET", path, "", b"", int(time.time() * 1000) - 300_000)
+        # The same request at another node: signed for this one, so refused there too.
+        elsewhere = client.get(layout.zones[1].url + path, headers=headers)
+        assert elsewhere.status_code == 401 and elsewhere.json()["type"] == "auth.wrong_node"
+        stale = sign_request(officer, "GET", path, "", b"", int(time.time() * 1000) - 300_000, node=node)
         assert client.get(url + path, headers=stale).json()["type"] == "auth.stale"
-        stranger = sign_request(SigningKey.generate(), "GET", path, "", b"", int(time.time() * 1000))
+        stranger = sign_request(SigningKey.generate(), "GET", path, "", b"", int(time.time() * 1000), node=node)
         refused = client.get(url + path, headers=stranger)
         assert refused.status_code == 403 and refused.json()["type"] == "auth.not_member"
 

@@ -13,13 +13,14 @@ from api.auth import MemberAuth, ReplayGuard
 from api.errors import install_error_handlers
 from ledger import errors
 from ledger.keys import SigningKey
-from ledger.requests import HEADER_SIGNATURE, HEADER_TIMESTAMP, sign_request
+from ledger.requests import HEADER_NODE, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign_request
 
 OFFICER = SigningKey.from_label("auth test officer")
 AUDITOR = SigningKey.from_label("auth test auditor")
 STRANGER = SigningKey.from_label("auth test stranger")
 MEMBERS = {OFFICER.public, AUDITOR.public}
 NOW_MS = 1_790_000_000_000
+NODE = "EG-TEDA"
 
 
 class FakeClock:
@@ -30,10 +31,10 @@ class FakeClock:
         return self.ms / 1000
 
 
-def make_app(clock: FakeClock) -> FastAPI:
+def make_app(clock: FakeClock, node_id: str = NODE) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
-    member = MemberAuth(MEMBERS.__contains__, clock=clock)
+    member = MemberAuth(MEMBERS.__contains__, node_id=node_id, clock=clock)
 
     @app.get("/v1/documents/{doc_id:path}")
     def get_document(doc_id: str, key: bytes = Depends(member)) -> dict[str, str]:
@@ -69,8 +70,8 @@ PATH = "/v1/documents/EG-TEDA/CO-1"
 
 
 def signed(key: SigningKey, method: str = "GET", path: str = PATH, query: str = "", body: bytes = b"",
-           at: int = NOW_MS) -> dict[str, str]:
-    return sign_request(key, method, path, query, body, at)
+           at: int = NOW_MS, node: str = NODE) -> dict[str, str]:
+    return sign_request(key, method, path, query, body, at, node=node)
 
 
 def assert_refused(response: httpx.Response, status: int, code: str) -> None:
@@ -139,6 +140,17 @@ def test_replay_after_the_window_is_stale_not_accepted(app: FastAPI, clock: Fake
     assert_refused(call(app, "GET", PATH, headers), 401, "auth.stale")
 
 
+def test_request_signed_for_node_a_is_refused_by_node_b(clock: FakeClock) -> None:
+    # One signed request used to be accepted once by every node (each remembers only its own).
+    node_a, node_b = make_app(clock, "EG-TEDA"), make_app(clock, "DJ-DIFTZ")
+    headers = signed(OFFICER, node="EG-TEDA")
+    assert call(node_a, "GET", PATH, headers).status_code == 200
+    assert_refused(call(node_b, "GET", PATH, headers), 401, "auth.wrong_node")
+    # Claiming node B in the header does not help: the signature covers the node.
+    assert_refused(call(node_b, "GET", PATH, headers | {HEADER_NODE: "DJ-DIFTZ"}), 401, "auth.signature_invalid")
+    assert call(node_b, "GET", PATH, signed(OFFICER, node="DJ-DIFTZ")).status_code == 200
+
+
 def test_non_member_is_403(app: FastAPI) -> None:
     assert_refused(call(app, "GET", PATH, signed(STRANGER)), 403, "auth.not_member")
 
@@ -158,4 +170,4 @@ def test_replay_guard_evicts_expired_entries_and_is_bounded() -> None:
 
 
 def test_headers_are_the_documented_ones() -> None:
-    assert {HEADER_SIGNATURE, HEADER_TIMESTAMP} <= set(signed(OFFICER))
+    assert {HEADER_NODE, HEADER_SIGNATURE, HEADER_TIMESTAMP} <= set(signed(OFFICER))

@@ -68,6 +68,7 @@ class FakeNode:
         return {
             "chain_id": genesis.chain_id, "height": self.height, "round": 0, "block_hash": "ab" * 32,
             "time_ms": 0, "validators": [v.hex() for v in genesis.validators], "mempool_size": 0,
+            "node": {"validator_index": 0, "zone_id": ZONE},
             "zones": [{"zone_id": z.zone_id, "officers": [o.hex() for o in z.officers]} for z in genesis.zones],
         }
 
@@ -101,7 +102,7 @@ class FakeNode:
 def make_app(node: FakeNode) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
-    member = MemberAuth(node.is_member)
+    member = MemberAuth(node.is_member, node_id=ZONE)
 
     @app.get("/v1/status")
     def status() -> dict[str, Any]:
