@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import BodyLimitMiddleware, install_error_handlers
 from api.page import make_page_router
+from api.routes_evidence import make_evidence_router
 from api.routes_member import make_member_router
 from api.routes_peer import make_peer_router
 from api.routes_proofs import make_proof_router
@@ -63,6 +64,7 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(make_public_router(node))
     app.include_router(make_member_router(node))
     app.include_router(make_proof_router(node))
+    app.include_router(make_evidence_router(node))
     app.include_router(make_page_router(node))
     app.include_router(
         make_peer_router(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -86,6 +85,7 @@ from node.driver import (
     drive,
     new_driver,
 )
+from node.evidence import EvidenceLog
 from node.mempool import STATUS_COMMITTED, STATUS_PENDING, STATUS_REJECTED, Mempool
 from node.messages import SignedProposal
 from node.peers import PeerMessage, PeerNetwork, TlsConfig
@@ -201,7 +201,7 @@ class Node:
         self.last_signed: dict[int, int] = {}
         self.waiters: dict[bytes, list[asyncio.Future[TxResult]]] = {}
         self.metrics = Metrics()
-        self.evidence_path = config.data_dir / "evidence.jsonl"
+        self.evidence_log = EvidenceLog(config.data_dir / "evidence")
         self._tasks: list[asyncio.Task[Any]] = []
         self._sync_lock = asyncio.Lock()
         self._stopping = False
@@ -229,6 +229,7 @@ class Node:
                 await task
         await self.peers.close()
         self.wal.close()
+        self.evidence_log.close()
         self.store.close()
 
     def _boot(self) -> None:
@@ -442,10 +443,12 @@ class Node:
     def _record_evidence(self, action: ReportEvidence) -> None:
         self.metrics.evidence += 1
         evidence = action.evidence
-        log.warning("equivocation evidence: %s", evidence)
-        entry = {"time_ms": now_ms(), "evidence": repr(evidence)}
-        with open(self.evidence_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
+        validator, height, round_, kind = evidence.key
+        log.warning("equivocation evidence: validator %d signed two %ss at height %d round %d", validator, kind, height, round_)
+        try:
+            self.evidence_log.append(evidence)
+        except LedgerError as exc:
+            log.error("evidence not persisted: %s", exc.one_line())
 
     # --- transactions ----------------------------------------------------------------
 

@@ -79,7 +79,7 @@ async def deliver(node: Node, chain_id: str, sender: int, kind: str, body: bytes
     await node.on_peer_message(PeerMessage(chain_id, sender, kind, 0, body))
 
 
-async def until(predicate: Any, seconds: float = 3.0) -> None:
+async def until(predicate: Any, seconds: float = 10.0) -> None:
     for _ in range(int(seconds / 0.01)):
         if predicate():
             return

@@ -8,11 +8,12 @@ and every block of an equivocating proposer or of any far-future round.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
 import pytest
-from scripted_node import ScriptedPeers, deliver, others_chain
+from scripted_node import ScriptedPeers, deliver, others_chain, until
 
 from ledger.blocks import Block, Proposal
 from ledger.encoding import cb
@@ -82,3 +83,39 @@ def test_an_equivocating_proposer_gets_one_block_kept_per_round_and_none_far_ahe
         node.store.close()
 
     asyncio.run(go())
+
+
+def test_equivocation_is_persisted_and_served_at_v1_evidence(alliance_and_node: tuple[Alliance, Node]) -> None:
+    """Regression: evidence was a repr() line in a file nobody served."""
+    import httpx
+
+    from api.app import create_app
+    from ledger.blocks import PREVOTE, Vote
+    from node.evidence import EvidenceEntry, validate_evidence
+
+    alliance, node = alliance_and_node
+    chain_id = alliance.genesis.chain_id
+    key = alliance.validator_keys[2]
+
+    async def go() -> list[dict[str, object]]:
+        await node.start()
+        try:
+            await until(lambda: node.state.height == 1)
+            for value in (b"\x01" * 32, b"\x02" * 32):
+                vote = Vote(chain_id, PREVOTE, 1, 0, value, 2).sign(key)
+                await deliver(node, chain_id, 2, "vote", vote.encode())
+            await until(lambda: len(node.evidence_log) == 1)
+            transport = httpx.ASGITransport(app=create_app(node))
+            async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+                response = await client.get("/v1/evidence")
+                assert response.status_code == 200
+                body: list[dict[str, object]] = response.json()
+                return body
+        finally:
+            await node.stop()
+
+    served = asyncio.run(go())
+    assert [(e["validator"], e["height"], e["round"], e["type"]) for e in served] == [(2, 1, 0, "prevote")]
+    line = {k: v for k, v in served[0].items() if k != "seq"}
+    entry = EvidenceEntry.decode(json.dumps(line).encode(), 0)
+    validate_evidence(entry.evidence, chain_id, alliance.genesis.validators)
