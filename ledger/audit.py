@@ -77,6 +77,7 @@ from ledger.transactions import (
     Envelope,
     OfficerRegister,
     OfficerRevoke,
+    remember_verified_envelope,
 )
 from ledger.transition import commit_block, execute_block, validate_content
 
@@ -363,16 +364,22 @@ signed bytes, signature, an issue's (doc_type, doc_id, doc_hash) or None, conten
 ``None`` where a worker can check nothing."""
 
 
-def compute_tx_check(tx_bytes: bytes, content: bytes | None) -> TxCheck:
+def decode_or_none(tx_bytes: bytes) -> Envelope | None:
+    """The envelope of ``tx_bytes``, or None where they do not decode (execution meets the error in order)."""
+    try:
+        return Envelope.decode(tx_bytes)
+    except LedgerError:
+        return None
+
+
+def compute_tx_check(envelope: Envelope | None, content: bytes | None) -> TxCheck:
     """The worker's part of a transaction: its signature and, for an issue, the content.
 
     ``None`` for an amendment (its document type is the original's, known only to the
     ledger state) and for bytes that do not decode: the main process checks those in
     full and meets any error in order.
     """
-    try:
-        envelope = Envelope.decode(tx_bytes)  # remembered: execution decodes it again for free
-    except LedgerError:
+    if envelope is None:
         return None
     body = envelope.tx.body
     if isinstance(body, DocAmend):
@@ -451,6 +458,17 @@ class _Pending:
     """Positions of this block's transactions that passed in a worker."""
     precommits: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
     """(key, signed bytes, signature) of its ``last_commit`` and its own certificate, read once."""
+    envelopes: list[Envelope | None] = field(default_factory=list)
+    """Its transactions as decoded at read-ahead, until the workers have checked them."""
+
+    def remember_checked(self) -> None:
+        """Remember the envelopes whose signatures passed in a worker, so that execution
+        decodes none of them again; then let go of the rest."""
+        for position in self.checked:
+            envelope = self.envelopes[position]
+            if envelope is not None:
+                remember_verified_envelope(envelope)
+        self.envelopes = []
 
 
 class _SignaturePipeline:
@@ -710,9 +728,10 @@ def _replay(
                 pending.error = exc
             queue.append(pending)
             if pending.block is not None and pool is not None:
+                pending.envelopes = [decode_or_none(t) for t in pending.block.txs]
                 pipeline.add(
                     pending,
-                    [compute_tx_check(t, c) for t, c in zip(pending.block.txs, pending.block.documents, strict=True)],
+                    [compute_tx_check(e, c) for e, c in zip(pending.envelopes, pending.block.documents, strict=True)],
                     pending.precommits,
                 )
             if pool is None:
@@ -724,6 +743,7 @@ def _replay(
             break
         pending = queue.popleft()
         pipeline.wait_for(pending)
+        pending.remember_checked()
         block = pending.block
         try:
             if pending.error is not None:

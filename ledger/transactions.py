@@ -10,6 +10,7 @@ escapes this module. Authorization against ledger state lives in
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
@@ -37,6 +38,7 @@ from ledger.errors import (
 from ledger.keys import TX_DOMAIN, SigningKey, signing_bytes, verify_bytes
 from ledger.limits import (
     MAX_ATTACHMENTS,
+    MAX_DECODED_ENVELOPES_BYTES,
     MAX_DOC_ID_CHARS,
     MAX_ENVELOPE_BYTES,
     MAX_NAME_CHARS,
@@ -400,16 +402,13 @@ class Envelope:
         """Parse canonical envelope bytes into a typed envelope, or raise.
 
         A node meets the same envelope several times (admission, proposal, execution);
-        envelopes are immutable, so recent decodings are remembered by their bytes.
+        envelopes are immutable, so those whose signatures verified are remembered by
+        their bytes (:func:`remember_verified_envelope`) and found here again.
         """
-        cached = _DECODED.get(data)
+        cached = _VERIFIED.get(data)
         if cached is not None:
             return cached
-        envelope = cls._decode(data)
-        if len(_DECODED) >= _DECODED_LIMIT:
-            del _DECODED[next(iter(_DECODED))]
-        _DECODED[data] = envelope
-        return envelope
+        return cls._decode(data)
 
     @classmethod
     def _decode(cls, data: bytes) -> Envelope:
@@ -465,14 +464,67 @@ _new_envelope = compute_slot_constructor(Envelope)
 _new_transaction = compute_slot_constructor(Transaction)
 
 
-_DECODED: dict[bytes, Envelope] = {}
-_DECODED_LIMIT = 20_000
+# --- the memory of verified envelopes --------------------------------------------------
+#
+# Filled only with envelopes whose signature verified, so bytes nobody signed never
+# take a place in it, and bounded by bytes, not entries: one envelope may be 16 KiB. It
+# is read on the event loop and filled from worker threads too, hence the lock (reads
+# are single dict lookups and need none).
+
+_VERIFIED: dict[bytes, Envelope] = {}
+_VERIFIED_COST: dict[bytes, int] = {}
+_verified_bytes = 0
+_verified_lock = threading.Lock()
+_ENTRY_OVERHEAD_BYTES = 1024
+"""The objects of one decoded envelope beyond its byte strings (measured: ~1 KB)."""
+
+
+def compute_envelope_cost(envelope: Envelope) -> int:
+    """What remembering ``envelope`` counts against ``MAX_DECODED_ENVELOPES_BYTES``: its
+    bytes, what its signature covers, its decoded fields (each about the envelope's
+    size) and its objects."""
+    return 3 * len(envelope.encoded) + _ENTRY_OVERHEAD_BYTES
+
+
+def remember_verified_envelope(envelope: Envelope) -> None:
+    """Keep ``envelope``, whose signature has verified, so that decoding its bytes again
+    costs one lookup and its signature need not be checked again; the oldest are
+    forgotten beyond ``MAX_DECODED_ENVELOPES_BYTES``."""
+    global _verified_bytes
+    key = envelope.encoded
+    if key in _VERIFIED:
+        return
+    cost = compute_envelope_cost(envelope)
+    with _verified_lock:
+        if key in _VERIFIED:
+            return
+        while _VERIFIED and _verified_bytes + cost > MAX_DECODED_ENVELOPES_BYTES:
+            oldest = next(iter(_VERIFIED))
+            del _VERIFIED[oldest]
+            _verified_bytes -= _VERIFIED_COST.pop(oldest)
+        _VERIFIED[key] = envelope
+        _VERIFIED_COST[key] = cost
+        _verified_bytes += cost
+
+
+def get_verified_envelope(data: bytes) -> Envelope | None:
+    """The remembered envelope of ``data`` if its signature verified in this process, else None."""
+    return _VERIFIED.get(data)
+
+
+def get_verified_envelopes_bytes() -> int:
+    """How many bytes the remembered envelopes count for (tests, metrics)."""
+    return _verified_bytes
 
 
 def forget_decoded_envelopes() -> None:
-    """Empty the memory of recent decodings (a benchmark that built its chain in this
+    """Empty the memory of verified envelopes (a benchmark that built its chain in this
     process measures a replay as a fresh auditor process would run it)."""
-    _DECODED.clear()
+    global _verified_bytes
+    with _verified_lock:
+        _VERIFIED.clear()
+        _VERIFIED_COST.clear()
+        _verified_bytes = 0
 
 
 def validate_chain_id(envelope: Envelope, chain_id: str) -> None:

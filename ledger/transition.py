@@ -104,6 +104,8 @@ from ledger.transactions import (
     OfficerRegister,
     OfficerRevoke,
     doc_id_parts,
+    get_verified_envelope,
+    remember_verified_envelope,
     validate_chain_id,
     validate_signature,
 )
@@ -418,16 +420,23 @@ def _write_doc_version(
     ctx.changed_docs[record.doc_id] = record
 
 
-def apply_transaction(ctx: BlockContext, index: int, tx_bytes: bytes, content: bytes | None) -> Envelope:
+def apply_transaction(
+    ctx: BlockContext, index: int, tx_bytes: bytes, content: bytes | None, *, decoded: Envelope | None = None
+) -> Envelope:
     """Check one transaction against the ledger as the block has left it so far, then execute it.
 
     All checks come before the first write, so a refused transaction leaves ``ctx`` as it was.
+    An envelope whose signature verified before in this process is not checked again;
+    ``decoded`` is ``Envelope.decode(tx_bytes)`` when the caller has it already.
     """
-    envelope = Envelope.decode(tx_bytes)
+    remembered = get_verified_envelope(tx_bytes)
+    envelope = remembered or decoded or Envelope.decode(tx_bytes)
     validate_chain_id(envelope, ctx.chain.genesis.chain_id)
     validate_not_replayed(ctx, envelope)
-    if not (index in ctx.checked or envelope.tx_hash in ctx.verified or envelope.tx_hash in ctx.signatures_checked):
-        validate_signature(envelope)
+    if remembered is None:
+        if not (index in ctx.checked or envelope.tx_hash in ctx.verified or envelope.tx_hash in ctx.signatures_checked):
+            validate_signature(envelope)
+        remember_verified_envelope(envelope)
     body = envelope.tx.body
     log_index = ctx.log.size
     if isinstance(body, DocIssue):
@@ -476,6 +485,8 @@ def compute_valid_signatures(txs: Iterable[bytes], verified: frozenset[bytes]) -
     """
     envelopes = []
     for tx_bytes in txs:
+        if get_verified_envelope(tx_bytes) is not None:
+            continue  # verified before: apply_transaction finds it remembered
         try:
             envelope = Envelope.decode(tx_bytes)
         except LedgerError:
@@ -489,7 +500,26 @@ def compute_valid_signatures(txs: Iterable[bytes], verified: frozenset[bytes]) -
         except LedgerError:
             continue
         passed.add(envelope.tx_hash)
+        remember_verified_envelope(envelope)
     return frozenset(passed)
+
+
+def compute_verified_envelope(tx_bytes: bytes, chain_id: str) -> Envelope:
+    """The checks of a transaction that read no ledger state, in the order
+    :func:`apply_transaction` runs them: decoding, the chain id, the signature; the
+    envelope is then remembered as verified. Pure, so it may run off the event loop.
+
+    ``apply_transaction`` checks whether it was committed before (a replay) between the
+    chain id and the signature; a replayed envelope is the same bytes as the committed
+    one, whose signature verified, so skipping that check here changes no answer.
+    """
+    remembered = get_verified_envelope(tx_bytes)
+    envelope = Envelope.decode(tx_bytes) if remembered is None else remembered
+    validate_chain_id(envelope, chain_id)
+    if remembered is None:
+        validate_signature(envelope)
+        remember_verified_envelope(envelope)
+    return envelope
 
 
 def compute_content_hash(envelope: Envelope) -> bytes | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ledger.chain import Chain
 from ledger.errors import LedgerError, MempoolFullError
-from ledger.limits import DEFAULT_MEMPOOL_MAX_BYTES
+from ledger.limits import DEFAULT_MEMPOOL_MAX_BYTES, MAX_REJECTION_MESSAGE_CHARS, MAX_REJECTIONS_BYTES
 from ledger.transactions import Envelope
 from ledger.transition import BlockContext, apply_transaction
 
@@ -51,7 +51,26 @@ class Rejection:
     code: str
     """The ``LedgerError`` code."""
     message: str
-    """The error's message."""
+    """The error's message, cut at ``MAX_REJECTION_MESSAGE_CHARS``."""
+
+    @property
+    def cost(self) -> int:
+        """What keeping it counts against ``MAX_REJECTIONS_BYTES``: the message and the
+        objects of one entry (its hash, the record, the map's slot)."""
+        return len(self.message) + _REJECTION_OVERHEAD_BYTES
+
+
+_REJECTION_OVERHEAD_BYTES = 256
+"""Measured (tracemalloc): about 240 bytes per remembered rejection besides its message's characters."""
+
+
+def compute_rejection(error: LedgerError) -> Rejection:
+    """The record kept of ``error``: its code whole and its message cut short, so a
+    message that quotes input (bounded at the source too) cannot grow the memory."""
+    message = str(error)
+    if len(message) > MAX_REJECTION_MESSAGE_CHARS:
+        message = f"{message[:MAX_REJECTION_MESSAGE_CHARS]}…({len(message)} characters)"
+    return Rejection(error.code, message)
 
 
 class Mempool:
@@ -65,6 +84,7 @@ class Mempool:
         self.bytes = 0
         self.verified: set[bytes] = set()
         self.rejections: OrderedDict[bytes, Rejection] = OrderedDict()
+        self.rejections_bytes = 0
         self._pending = BlockContext(chain, chain.height + 1)
 
     def __len__(self) -> int:
@@ -90,15 +110,20 @@ class Mempool:
             )
         ctx = self._pending
         try:
-            apply_transaction(ctx, len(self.entries), tx_bytes, content)
+            apply_transaction(ctx, len(self.entries), tx_bytes, content, decoded=envelope)
         except LedgerError as exc:
             self._remember_rejection(tx_hash, exc)
             raise
         self.verified.add(tx_hash)
         self.entries[tx_hash] = PoolEntry(tx_hash, tx_bytes, content)
         self.bytes += size
-        self.rejections.pop(tx_hash, None)
+        self._forget_rejection(tx_hash)
         return tx_hash, True
+
+    def record_rejection(self, tx_hash: bytes, error: LedgerError) -> None:
+        """Remember that ``tx_hash`` was refused before it reached :meth:`add` (its
+        signature or chain id, checked off the event loop), as ``add`` would have."""
+        self._remember_rejection(tx_hash, error)
 
     def candidates(self) -> list[tuple[bytes, bytes | None]]:
         """Pending transactions in order, for the proposer."""
@@ -169,7 +194,17 @@ class Mempool:
         return dropped
 
     def _remember_rejection(self, tx_hash: bytes, error: LedgerError) -> None:
-        self.rejections[tx_hash] = Rejection(error.code, str(error))
-        self.rejections.move_to_end(tx_hash)
-        while len(self.rejections) > 100_000:
-            self.rejections.popitem(last=False)
+        # Bounded by bytes, oldest first: the refused transactions of a flood of junk
+        # cost this memory at most, whatever their number.
+        self._forget_rejection(tx_hash)
+        rejection = compute_rejection(error)
+        self.rejections[tx_hash] = rejection
+        self.rejections_bytes += rejection.cost
+        while self.rejections_bytes > MAX_REJECTIONS_BYTES:
+            _, oldest = self.rejections.popitem(last=False)
+            self.rejections_bytes -= oldest.cost
+
+    def _forget_rejection(self, tx_hash: bytes) -> None:
+        rejection = self.rejections.pop(tx_hash, None)
+        if rejection is not None:
+            self.rejections_bytes -= rejection.cost
