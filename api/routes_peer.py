@@ -1,10 +1,23 @@
-"""The peer endpoint ``POST /peer/v1/message``: where other validators' messages enter.
+"""The peer endpoints under ``/peer/v1``: where other validators' messages enter.
 
-The body is read with a hard size bound (streamed; reading stops past ``max_bytes``),
-verified by :func:`node.peers.decode_and_verify` (chain, sender, signature), and only
-then handed to the node's handler. Errors are RFC 9457 problem+json with the error's
-stable code as ``type``; a stack trace never leaves the process. The routes are kept
-out of the OpenAPI schema: they are for validators, not for the public.
+``GET /challenge`` and ``POST /hello`` are the handshake of ``node/handshake.py``: a
+validator proves its key on a body of at most 512 bytes and gets a session token.
+``POST /message`` then admits a request in this order, each step before the next costs
+anything:
+
+1. the ``X-ZL-Peer-Token`` header names a live session (headers only: a request
+   without one gets 401 ``peer.session_invalid`` and its body is never read; the
+   response asks the client to close, so the server does not drain the body either);
+2. the ``X-ZL-Peer-Kind`` header names a kind, whose limit (``PEER_KIND_MAX_BYTES``,
+   at most ``max_bytes``) bounds the declared ``Content-Length`` and the streamed read
+   (a validator's oversize body is drained, not closed on, so it reads its 413);
+3. :func:`node.peers.decode_and_verify`: canonical form, chain, the declared kind,
+   the session's validator as sender, and the message's signature;
+
+and only then hands the message to the node's handler. Errors are RFC 9457
+problem+json with the error's stable code as ``type``; a stack trace never leaves the
+process. The routes are kept out of the OpenAPI schema: they are for validators, not
+for the public.
 """
 
 from __future__ import annotations
@@ -17,8 +30,18 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from api.errors import PROBLEM_MEDIA_TYPE, internal_problem, problem
-from ledger.errors import LedgerError, RequestMalformedError, RequestTooLargeError
-from node.peers import DEFAULT_MAX_BYTES, MEDIA_TYPE, PEER_PREFIX, PeerHandler, decode_and_verify
+from ledger.errors import LedgerError, PeerMalformedError, RequestMalformedError, RequestTooLargeError
+from node.handshake import HEADER_TOKEN, HELLO_MAX_BYTES, Challenge, PeerSessions
+from node.peers import (
+    DEFAULT_MAX_BYTES,
+    HEADER_KIND,
+    KIND_PATTERN,
+    MEDIA_TYPE,
+    PEER_PREFIX,
+    PeerHandler,
+    compute_kind_limit,
+    decode_and_verify,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +56,21 @@ def refused_problem(error: LedgerError) -> JSONResponse:
         status_code=HANDLER_REFUSED_STATUS,
         media_type=PROBLEM_MEDIA_TYPE,
     )
+
+
+def unread_problem(error: LedgerError) -> JSONResponse:
+    """The problem for a request refused before its body was read: the connection is
+    closed after it, so the rest of the body is neither read nor drained."""
+    response = problem(error)
+    response.headers["Connection"] = "close"
+    return response
+
+
+def get_kind(request: Request) -> str:
+    kind = request.headers.get(HEADER_KIND)
+    if kind is None or KIND_PATTERN.fullmatch(kind) is None:
+        raise PeerMalformedError(f"{HEADER_KIND}: expected a message kind such as 'vote', got {(kind or '')[:40]!r}")
+    return kind
 
 
 async def read_body_bounded(request: Request, max_bytes: int) -> bytes:
@@ -65,19 +103,50 @@ def make_peer_router(
     validators: Sequence[bytes],
     handler: PeerHandler,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    my_index: int | None = None,
+    sessions: PeerSessions | None = None,
 ) -> APIRouter:
-    """The ``/peer/v1`` router of a node on chain ``chain_id`` with this validator set."""
+    """The ``/peer/v1`` router of a node on chain ``chain_id`` with this validator set.
+
+    ``my_index`` (this node's validator index) lets a hello addressed to another
+    validator be refused by name; without it the challenge's MAC alone binds a hello to
+    this node. ``sessions`` is for tests (a clock of their own); by default the router
+    keeps its own, in memory.
+    """
     keys = tuple(validators)
+    if sessions is None:
+        sessions = PeerSessions(chain_id=chain_id, validators=keys, my_index=my_index)
     router = APIRouter(prefix=PEER_PREFIX, include_in_schema=False)
+
+    @router.get("/challenge")
+    async def get_challenge() -> Response:
+        return Response(Challenge(sessions.issue_challenge()).encode(), media_type=MEDIA_TYPE)
+
+    @router.post("/hello")
+    async def post_hello(request: Request) -> Response:
+        try:
+            grant = sessions.accept_hello(await read_body_bounded(request, HELLO_MAX_BYTES))
+        except LedgerError as exc:
+            return problem(exc)
+        return Response(grant.encode(), media_type=MEDIA_TYPE)
 
     # Any content type is accepted: canonical decoding and the signature are the real check.
     @router.post("/message")
     async def post_message(request: Request) -> Response:
         try:
-            data = await read_body_bounded(request, max_bytes)
-            message = decode_and_verify(data, chain_id=chain_id, validators=keys, max_bytes=max_bytes)
+            # From the headers alone: nothing of the body has been read yet.
+            sender = sessions.authenticate(request.headers.get(HEADER_TOKEN))
+            kind = get_kind(request)
         except LedgerError as exc:
-            # api/errors.py maps the codes: 413 too large, 400 malformed, 403 unknown sender, 401 signature.
+            return unread_problem(exc)
+        limit = compute_kind_limit(kind, max_bytes)
+        try:
+            data = await read_body_bounded(request, limit)
+            message = decode_and_verify(
+                data, chain_id=chain_id, validators=keys, max_bytes=limit, session_sender=sender, kind=kind
+            )
+        except LedgerError as exc:
+            # api/errors.py maps the codes: 400 malformed, 403 another sender, 401 signature.
             return problem(exc)
         try:
             reply = await handler(message)

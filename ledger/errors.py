@@ -115,7 +115,10 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     ├── PeerError                        peer.invalid
     │   ├── PeerMalformedError           peer.malformed
     │   ├── PeerUnknownSenderError       peer.unknown_sender
+    │   │   └── PeerSenderMismatchError  peer.sender_mismatch  (a message not from its session's validator)
     │   ├── PeerSignatureError           peer.signature_invalid
+    │   │   ├── PeerSessionError         peer.session_invalid  (no live session token)
+    │   │   └── PeerHelloError           peer.hello_invalid    (a hello not fresh or not for this node)
     │   └── PeerUnavailableError         peer.unavailable
     └── AuditError                       audit.invalid       (what a replay finds in the source)
         ├── AuditMissingBlockError       audit.missing_block
@@ -740,6 +743,21 @@ class PeerUnknownSenderError(PeerError):
 class PeerSignatureError(PeerError):
     code = "peer.signature_invalid"
     title = "Peer message signature does not verify"
+
+
+class PeerSenderMismatchError(PeerUnknownSenderError):
+    code = "peer.sender_mismatch"
+    title = "Peer message from another validator than its session's"
+
+
+class PeerSessionError(PeerSignatureError):
+    code = "peer.session_invalid"
+    title = "Peer request without a live session token"
+
+
+class PeerHelloError(PeerSignatureError):
+    code = "peer.hello_invalid"
+    title = "Peer hello is not fresh or not for this node"
 
 
 class PeerUnavailableError(PeerError):

@@ -28,6 +28,7 @@ VOTE_DOMAIN = b"zoneledger/vote/v1\x00"
 PROPOSAL_DOMAIN = b"zoneledger/proposal/v1\x00"
 REQUEST_DOMAIN = b"zoneledger/request/v1\x00"
 PEER_DOMAIN = b"zoneledger/peer/v1\x00"
+PEER_HELLO_DOMAIN = b"zoneledger/peer-hello/v1\x00"
 
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64

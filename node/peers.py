@@ -8,18 +8,27 @@ vote, txs, commit, status, get_blocks, ...) carries its own canonical bytes and 
 signatures where the protocol needs them, so this layer only proves *which validator*
 sent the bytes.
 
+Before any of that costs the receiver a read, a request must carry a session token
+(``X-ZL-Peer-Token``) from the handshake of ``node/handshake.py``, and its kind
+(``X-ZL-Peer-Kind``), whose body limit (:data:`PEER_KIND_MAX_BYTES`) is checked
+against ``Content-Length`` and while reading.
+
 :class:`PeerNetwork` is a node's outbound side: one persistent ``httpx.AsyncClient``
 (HTTP/1.1 keep-alive, optionally TLS against the alliance CA), one bounded queue and
 one sender task per peer. ``send``/``broadcast`` never block the caller (consensus must
 not stall on a slow zone); a full queue drops its oldest message; a peer that is down
 is retried with exponential backoff. ``request`` is the request/response path for
-block sync. httpx exceptions are translated here, once, into
+block sync. Sessions are opened lazily, one per peer, renewed before they expire, again
+when the peer answers 401 ``peer.session_invalid`` (it restarted), and after any failed
+exchange (a peer that refuses a stale token before reading a large body may close the
+connection before its 401 arrives). httpx exceptions are translated here, once, into
 :class:`~ledger.errors.PeerUnavailableError`.
 
-Replays: a captured message can be re-sent by anyone who saw it (``time_ms`` is
-informational only). That is harmless because every consensus body is idempotent at
-the receiver (votes and proposals are de-duplicated by their own signatures); TLS
-keeps outsiders from seeing them in the first place.
+Replays: a captured message can be re-sent within a live session of its sender, so by
+the sender or by whoever read that session's token off a plain-HTTP wire (``time_ms``
+is informational only). That is harmless because every consensus body is idempotent
+at the receiver (votes and proposals are de-duplicated by their own signatures); TLS
+keeps outsiders from seeing messages and tokens in the first place.
 """
 
 from __future__ import annotations
@@ -44,19 +53,39 @@ import httpx
 from ledger.encoding import cb, decode_cb, expect_bytes, expect_int, expect_map, expect_str
 from ledger.errors import (
     EncodingError,
+    LedgerError,
     PeerMalformedError,
+    PeerSenderMismatchError,
+    PeerSessionError,
     PeerSignatureError,
     PeerUnavailableError,
     PeerUnknownSenderError,
 )
 from ledger.keys import PEER_DOMAIN, SIGNATURE_SIZE, SigningKey, signing_bytes, verify_bytes
+from node.handshake import HEADER_TOKEN, Challenge, PeerHello, SessionGrant, format_token
 
 PEER_PREFIX = "/peer/v1"
 PEER_MESSAGE_PATH = f"{PEER_PREFIX}/message"
+CHALLENGE_PATH = f"{PEER_PREFIX}/challenge"
+HELLO_PATH = f"{PEER_PREFIX}/hello"
+HEADER_KIND = "X-ZL-Peer-Kind"
 MEDIA_TYPE = "application/msgpack"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """Largest signed peer message accepted (a block batch for sync fits comfortably)."""
+SMALL_KIND_MAX_BYTES = 16 * 1024
+PEER_KIND_MAX_BYTES: dict[str, int] = {
+    "vote": SMALL_KIND_MAX_BYTES,
+    "status": SMALL_KIND_MAX_BYTES,
+    "get_block": SMALL_KIND_MAX_BYTES,
+    "get_blocks": SMALL_KIND_MAX_BYTES,
+    "commit": 1024 * 1024,
+}
+"""Largest whole signed message per kind, where it is far below the node's limit (a vote
+is about 400 bytes, a certificate about 100 per validator); other kinds (``proposal``
+with its block, ``txs``) may use all of it."""
+SESSION_RENEW_MARGIN_MS = 60_000
+"""A session is renewed this long before the peer would expire it (at most half its life)."""
 
 KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 """A kind is a short lowercase identifier: ``vote``, ``get_blocks``; at most 32 chars."""
@@ -138,16 +167,36 @@ def decode_signed(data: bytes) -> tuple[PeerMessage, bytes]:
         raise PeerMalformedError(f"peer message: {exc}") from exc
 
 
-def decode_and_verify(data: bytes, *, chain_id: str, validators: Sequence[bytes], max_bytes: int) -> PeerMessage:
+def compute_kind_limit(kind: str, max_bytes: int) -> int:
+    """Largest signed message of ``kind`` a node with limit ``max_bytes`` accepts."""
+    return min(PEER_KIND_MAX_BYTES.get(kind, max_bytes), max_bytes)
+
+
+def decode_and_verify(
+    data: bytes,
+    *,
+    chain_id: str,
+    validators: Sequence[bytes],
+    max_bytes: int,
+    session_sender: int | None = None,
+    kind: str | None = None,
+) -> PeerMessage:
     """Accept a signed peer message or raise; the checks run in this order:
 
-    size, canonical form and exact fields, chain id, sender index, signature.
+    size, canonical form and exact fields, chain id, the kind the request declared
+    (``kind``), the session's validator (``session_sender``), sender index, signature.
     """
     if len(data) > max_bytes:
         raise PeerMalformedError(f"expected at most {max_bytes} bytes, got {len(data)}")
     message, sig = decode_signed(data)
     if message.chain_id != chain_id:
         raise PeerMalformedError(f"chain_id: expected chain {chain_id!r}, got {message.chain_id[:80]!r}")
+    if kind is not None and message.kind != kind:
+        raise PeerMalformedError(f"kind: expected {kind!r} as the request declared, got {message.kind!r}")
+    if session_sender is not None and message.sender != session_sender:
+        raise PeerSenderMismatchError(
+            f"sender: expected validator {session_sender}, whose session this is, got {message.sender}"
+        )
     if message.sender >= len(validators):
         raise PeerUnknownSenderError(
             f"sender: expected a validator index below {len(validators)}, got {message.sender}"
@@ -208,16 +257,36 @@ class PeerStats:
     """Messages waiting in the outbound queue (including one in flight)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """A signed message waiting for one peer, with the kind its request declares."""
+
+    kind: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    """This node's session at one peer."""
+
+    token: str
+    """The ``X-ZL-Peer-Token`` header value."""
+    renew_at_ms: int
+    """Monotonic-clock ms after which a new handshake is made before sending."""
+
+
 @dataclass(slots=True)
 class _PeerLink:
     """Mutable per-peer state owned by :class:`PeerNetwork`."""
 
     index: int
-    url: str
-    queue: deque[bytes]
+    base_url: str
+    queue: deque[_Outgoing]
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    in_flight: bytes | None = None
+    in_flight: _Outgoing | None = None
     task: asyncio.Task[None] | None = None
+    session: _Session | None = None
+    handshake: asyncio.Lock = field(default_factory=asyncio.Lock)
     sent: int = 0
     failed: int = 0
     dropped: int = 0
@@ -264,6 +333,10 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
 class PeerNetwork:
     """A validator's links to every other validator (one instance per node)."""
 
@@ -290,8 +363,7 @@ class PeerNetwork:
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
         self._links = {
-            index: _PeerLink(index, url.rstrip("/") + PEER_MESSAGE_PATH, deque(maxlen=queue_limit))
-            for index, url in sorted(peers.items())
+            index: _PeerLink(index, url.rstrip("/"), deque(maxlen=queue_limit)) for index, url in sorted(peers.items())
         }
         self._client: httpx.AsyncClient | None = None
         self._closed = False
@@ -354,15 +426,15 @@ class PeerNetwork:
 
     def send(self, index: int, kind: str, body: bytes) -> None:
         """Queue a message for one peer and return at once (fire-and-forget)."""
-        self._enqueue(self._link(index), self.sign(kind, body))
+        self._enqueue(self._link(index), _Outgoing(kind, self.sign(kind, body)))
 
     def broadcast(self, kind: str, body: bytes) -> None:
         """Queue one signed message for every peer and return at once."""
-        data = self.sign(kind, body)
+        outgoing = _Outgoing(kind, self.sign(kind, body))
         for link in self._links.values():
-            self._enqueue(link, data)
+            self._enqueue(link, outgoing)
 
-    def _enqueue(self, link: _PeerLink, data: bytes) -> None:
+    def _enqueue(self, link: _PeerLink, outgoing: _Outgoing) -> None:
         if self._closed:
             link.dropped += 1
             return
@@ -370,7 +442,7 @@ class PeerNetwork:
             # deque(maxlen) evicts the oldest on append: a stale consensus message is
             # worth less than a fresh one, and the caller must never wait.
             link.dropped += 1
-        link.queue.append(data)
+        link.queue.append(outgoing)
         link.wakeup.set()
 
     async def request(self, index: int, kind: str, body: bytes) -> bytes:
@@ -381,7 +453,7 @@ class PeerNetwork:
         """
         link = self._link(index)
         try:
-            status, content = await self._post(link.url, self.sign(kind, body))
+            status, content = await self._exchange(link, _Outgoing(kind, self.sign(kind, body)))
         except PeerUnavailableError:
             link.on_unreachable()
             raise
@@ -402,13 +474,78 @@ class PeerNetwork:
         except KeyError:
             raise ValueError(f"expected a peer index in {sorted(self._links)}, got {index}") from None
 
-    async def _post(self, url: str, data: bytes) -> tuple[int, bytes]:
-        """POST ``data``; return status and body, or raise PeerUnavailableError (the one
+    async def _exchange(self, link: _PeerLink, outgoing: _Outgoing) -> tuple[int, bytes]:
+        """POST one message under this node's session at ``link``; return status and body.
+
+        A 401 ``peer.session_invalid`` (the peer restarted, or expired the token first)
+        opens a new session and sends once more. Any failure forgets the session, so the
+        next attempt starts with a handshake. Raises PeerUnavailableError.
+        """
+        try:
+            session = await self._get_session(link)
+            status, content = await self._post_message(link, session, outgoing)
+            if _is_session_refusal(status, content):
+                self._forget_session(link, session)
+                status, content = await self._post_message(link, await self._get_session(link), outgoing)
+            return status, content
+        except PeerUnavailableError:
+            link.session = None
+            raise
+
+    async def _post_message(self, link: _PeerLink, session: _Session, outgoing: _Outgoing) -> tuple[int, bytes]:
+        headers = {HEADER_TOKEN: session.token, HEADER_KIND: outgoing.kind}
+        return await self._http("POST", link.base_url + PEER_MESSAGE_PATH, outgoing.data, headers)
+
+    async def _get_session(self, link: _PeerLink) -> _Session:
+        """This node's live session at ``link``, after a handshake if it has none."""
+        session = link.session
+        if session is not None and _monotonic_ms() < session.renew_at_ms:
+            return session
+        # One handshake per peer at a time: concurrent requests wait for it and share it.
+        async with link.handshake:
+            session = link.session
+            if session is None or _monotonic_ms() >= session.renew_at_ms:
+                session = link.session = await self._handshake(link)
+            return session
+
+    async def _handshake(self, link: _PeerLink) -> _Session:
+        """Challenge, signed hello, token (``node/handshake.py``); raises PeerUnavailableError."""
+        started = _monotonic_ms()
+        status, content = await self._http("GET", link.base_url + CHALLENGE_PATH)
+        if status != 200:
+            raise PeerUnavailableError(f"peer {link.index}: expected a challenge, got {status} {_problem_type(content)}")
+        try:
+            challenge = Challenge.decode(content).value
+            hello = PeerHello(self.chain_id, self.my_index, link.index, challenge).sign(self._key)
+            status, content = await self._http("POST", link.base_url + HELLO_PATH, hello)
+            if status != 200:
+                raise PeerUnavailableError(
+                    f"peer {link.index}: expected a session for our hello, got {status} {_problem_type(content)}"
+                )
+            grant = SessionGrant.decode(content)
+        except PeerUnavailableError:
+            raise
+        except LedgerError as exc:
+            raise PeerUnavailableError(f"peer {link.index}: expected a handshake, got {exc.one_line()}") from exc
+        # Counted from before the challenge was asked for, so the peer's expiry comes later.
+        margin = min(SESSION_RENEW_MARGIN_MS, grant.ttl_ms // 2)
+        return _Session(format_token(self.my_index, grant.token), started + grant.ttl_ms - margin)
+
+    @staticmethod
+    def _forget_session(link: _PeerLink, session: _Session) -> None:
+        # Only the session that failed: a concurrent request may already have a newer one.
+        if link.session is session:
+            link.session = None
+
+    async def _http(
+        self, method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """Send one request; return status and body, or raise PeerUnavailableError (the one
         place httpx exceptions are translated)."""
         if self._client is None:
             raise PeerUnavailableError("expected a started PeerNetwork, got one not started or closed")
         try:
-            async with self._client.stream("POST", url, content=data) as response:
+            async with self._client.stream(method, url, content=data, headers=headers) as response:
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_bytes():  # decoded: the bound holds after gzip too
@@ -433,7 +570,7 @@ class PeerNetwork:
                 # Held outside the deque so an overflow cannot evict the message being sent.
                 link.in_flight = link.queue.popleft()
             try:
-                status, content = await self._post(link.url, link.in_flight)
+                status, content = await self._exchange(link, link.in_flight)
             except PeerUnavailableError as exc:
                 link.on_unreachable()
                 if link.consecutive_failures == 1:
@@ -448,8 +585,9 @@ class PeerNetwork:
             if 200 <= status < 300:
                 link.on_success()
                 link.in_flight = None
-            elif status >= 500 or status in (408, 429):
-                # The peer is overloaded or failing, not refusing this message: retry it.
+            elif status >= 500 or status in (408, 429) or _is_session_refusal(status, content):
+                # The peer is overloaded or failing (or lost a session just opened), not
+                # refusing this message: retry it.
                 link.on_unreachable()
                 await self._back_off(link)
             else:
@@ -468,6 +606,11 @@ class PeerNetwork:
     def stats(self) -> dict[int, PeerStats]:
         """A snapshot of every peer link."""
         return {index: link.snapshot() for index, link in self._links.items()}
+
+
+def _is_session_refusal(status: int, content: bytes) -> bool:
+    """A 401 for the session, not for the message: a new session may succeed."""
+    return status == 401 and _problem_type(content) == PeerSessionError.code
 
 
 def _problem_type(content: bytes) -> str:

@@ -169,17 +169,26 @@ def test_member_requests_must_be_signed_fresh_and_unique(net: tuple[DevnetLayout
 
 def test_peer_message_from_a_non_validator_is_refused(net: tuple[DevnetLayout, Alliance, str]) -> None:
     layout, alliance, url = net
+    from node.handshake import Challenge, PeerHello
     from node.peers import PeerMessage
 
+    chain_id = alliance.genesis.chain_id
     outsider = SigningKey.generate()
-    forged = PeerMessage(alliance.genesis.chain_id, 1, "txs", int(time.time() * 1000), cb([])).sign(outsider)
+    forged = PeerMessage(chain_id, 1, "txs", int(time.time() * 1000), cb([])).sign(outsider)
     size = log_size(url)
     with httpx.Client(timeout=10) as client:
-        r = client.post(f"{url}/peer/v1/message", content=forged, headers={"content-type": "application/msgpack"})
-        assert r.status_code in (401, 403)
-        assert r.json()["type"] in ("peer.signature_invalid", "peer.unknown_sender")
-        junk = client.post(f"{url}/peer/v1/message", content=b"\x00\x01", headers={"content-type": "application/msgpack"})
-        assert junk.status_code == 400 and junk.json()["type"] == "peer.malformed"
+        # Without a session a peer request is refused before its body is read, whatever it holds.
+        for body in (forged, b"\x00\x01"):
+            r = client.post(f"{url}/peer/v1/message", content=body,
+                            headers={"content-type": "application/msgpack", "X-ZL-Peer-Kind": "txs"})
+            assert r.status_code == 401 and r.json()["type"] == "peer.session_invalid"
+        # And an outsider cannot open one, as itself or as a validator.
+        for sender, expected in ((len(alliance.genesis.validators), (403, "peer.unknown_sender")),
+                                 (1, (401, "peer.signature_invalid"))):
+            challenge = Challenge.decode(client.get(f"{url}/peer/v1/challenge").content).value
+            hello = PeerHello(chain_id, sender, 0, challenge).sign(outsider)
+            r = client.post(f"{url}/peer/v1/hello", content=hello)
+            assert (r.status_code, r.json()["type"]) == expected
     assert log_size(url) == size
 
 

@@ -5,15 +5,26 @@ from __future__ import annotations
 import msgpack
 import pytest
 
+from ledger.blocks import PREVOTE, Vote
 from ledger.encoding import cb, decode_cb
 from ledger.errors import (
     PeerError,
     PeerMalformedError,
+    PeerSenderMismatchError,
     PeerSignatureError,
     PeerUnknownSenderError,
 )
 from ledger.keys import PEER_DOMAIN, VOTE_DOMAIN, SigningKey
-from node.peers import BACKOFF_CAP_S, PeerMessage, PeerNetwork, compute_backoff_s, decode_and_verify
+from node.peers import (
+    BACKOFF_CAP_S,
+    DEFAULT_MAX_BYTES,
+    PEER_KIND_MAX_BYTES,
+    PeerMessage,
+    PeerNetwork,
+    compute_backoff_s,
+    compute_kind_limit,
+    decode_and_verify,
+)
 
 CHAIN = "zoneledger-test"
 KEYS = [SigningKey.from_label(f"peer-validator-{i}") for i in range(4)]
@@ -192,3 +203,24 @@ def test_send_before_start_only_queues_and_drops_oldest() -> None:
     assert (stats.queued, stats.dropped, stats.sent, stats.up) == (3, 2, 0, False)
     with pytest.raises(ValueError):
         net.send(7, "vote", b"")
+
+
+def test_declared_kind_and_session_sender_are_checked_before_the_signature() -> None:
+    outsider = SigningKey.from_label("not-a-validator")
+    data = make(sender=2, kind="txs").sign(outsider)  # a bad signature: the earlier checks must fire first
+    with pytest.raises(PeerMalformedError, match="as the request declared"):
+        decode_and_verify(data, chain_id=CHAIN, validators=VALIDATORS, max_bytes=MAX, kind="vote")
+    with pytest.raises(PeerSenderMismatchError) as caught:
+        decode_and_verify(data, chain_id=CHAIN, validators=VALIDATORS, max_bytes=MAX, session_sender=1)
+    assert caught.value.code == "peer.sender_mismatch" and isinstance(caught.value, PeerUnknownSenderError)
+    good = make(sender=1, kind="txs").sign(KEYS[1])
+    assert decode_and_verify(good, chain_id=CHAIN, validators=VALIDATORS, max_bytes=MAX, session_sender=1, kind="txs")
+
+
+def test_kind_limits_never_exceed_the_nodes_limit() -> None:
+    assert compute_kind_limit("vote", DEFAULT_MAX_BYTES) == PEER_KIND_MAX_BYTES["vote"] < DEFAULT_MAX_BYTES
+    assert compute_kind_limit("proposal", DEFAULT_MAX_BYTES) == DEFAULT_MAX_BYTES
+    assert compute_kind_limit("commit", 1000) == 1000
+    # A real vote, wrapped and signed, fits its kind's limit many times over.
+    vote = Vote(CHAIN, PREVOTE, 10**9, 10**6, b"\xff" * 32, 3).sign(KEYS[3]).encode()
+    assert 10 * len(make(kind="vote", body=vote).sign(KEYS[1])) < PEER_KIND_MAX_BYTES["vote"]
