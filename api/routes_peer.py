@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from api.errors import PROBLEM_MEDIA_TYPE, internal_problem, problem
+from ledger.encoding import bounded_repr
 from ledger.errors import LedgerError, PeerMalformedError, RequestMalformedError, RequestTooLargeError
 from node.handshake import HEADER_TOKEN, HELLO_MAX_BYTES, Challenge, PeerSessions
 from node.peers import (
@@ -69,7 +70,7 @@ def unread_problem(error: LedgerError) -> JSONResponse:
 def get_kind(request: Request) -> str:
     kind = request.headers.get(HEADER_KIND)
     if kind is None or KIND_PATTERN.fullmatch(kind) is None:
-        raise PeerMalformedError(f"{HEADER_KIND}: expected a message kind such as 'vote', got {(kind or '')[:40]!r}")
+        raise PeerMalformedError(f"{HEADER_KIND}: expected a message kind such as 'vote', got {bounded_repr(kind or '')}")
     return kind
 
 

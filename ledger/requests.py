@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ledger.encoding import H
+from ledger.encoding import H, bounded_repr
 from ledger.errors import AuthMissingError, AuthSignatureError, AuthStaleError, AuthWrongNodeError
 from ledger.keys import (
     PUBLIC_KEY_SIZE,
@@ -144,7 +144,7 @@ def verify_request(
     key_text, node_text, timestamp_text, signature_text = (str(values[name]) for name in REQUEST_HEADERS)
     if node_text != node:
         # Named before the signature is checked: the client learns at once where it went wrong.
-        raise AuthWrongNodeError(f"{HEADER_NODE}: expected this node, {node!r}, got {node_text[:80]!r}")
+        raise AuthWrongNodeError(f"{HEADER_NODE}: expected this node, {node!r}, got {bounded_repr(node_text)}")
     public = _parse_hex(key_text, PUBLIC_KEY_SIZE, HEADER_KEY)
     signature = _parse_hex(signature_text, SIGNATURE_SIZE, HEADER_SIGNATURE)
     timestamp_ms = _parse_timestamp(timestamp_text)

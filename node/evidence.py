@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.blocks import VOTE_TYPES, SignedVote
+from ledger.encoding import bounded_repr
 from ledger.errors import EvidenceInvalidError, LedgerError
 from node.durable import DurableAppender, create_durable, make_dirs_durable
 from node.messages import SignedProposal
@@ -89,7 +90,7 @@ def validate_evidence(evidence: Evidence, chain_id: str, validators: Sequence[by
     for name, message in (("first", first), ("second", second)):
         content = message.vote if isinstance(message, SignedVote) else message.proposal
         if content.chain_id != chain_id:
-            raise EvidenceInvalidError(f"{name}: expected chain {chain_id!r}, got {content.chain_id[:80]!r}")
+            raise EvidenceInvalidError(f"{name}: expected chain {chain_id!r}, got {bounded_repr(content.chain_id)}")
     if _signed_content(first) == _signed_content(second):
         raise EvidenceInvalidError("expected two different signed messages, got the same content twice")
     keys = tuple(validators)

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.encoding import cb, decode_cb, expect_bytes, expect_int, expect_map, expect_str
+from ledger.encoding import bounded_repr, cb, decode_cb, expect_bytes, expect_int, expect_map, expect_str
 from ledger.errors import (
     EncodingError,
     NodeUnavailableError,
@@ -243,7 +243,7 @@ class PeerSessions:
             raise PeerMalformedError(f"peer hello: expected at most {HELLO_MAX_BYTES} bytes, got {len(data)}")
         hello, sig = PeerHello.decode_signed(data)
         if hello.chain_id != self.chain_id:
-            raise PeerMalformedError(f"chain_id: expected chain {self.chain_id!r}, got {hello.chain_id[:80]!r}")
+            raise PeerMalformedError(f"chain_id: expected chain {self.chain_id!r}, got {bounded_repr(hello.chain_id)}")
         if hello.sender >= len(self.validators):
             raise PeerUnknownSenderError(
                 f"sender: expected a validator index below {len(self.validators)}, got {hello.sender}"
