@@ -17,6 +17,7 @@ Failures are :class:`~ledger.errors.StoreWriteError`, translated here from ``OSE
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -54,16 +55,24 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def replace_durable(path: Path, content: bytes) -> None:
-    """Atomically make ``path`` hold exactly ``content``: temp file, fsync, rename, fsync directory."""
+    """Atomically make ``path`` hold exactly ``content``: temp file, fsync, rename, fsync directory.
+
+    Raises StoreWriteError; ``path`` then holds either its old content or ``content``.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        write_all(fd, content)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            write_all(fd, content)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StoreWriteError(f"{path}: expected it replaced durably, got {type(exc).__name__}: {exc.strerror or exc}") from exc
 
 
 def create_durable(path: Path, content: bytes) -> None:
@@ -82,6 +91,13 @@ class DurableAppender:
         self.broken: str | None = None
         """Why appends are refused, once a failed append could not be cut back."""
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND)
+
+    def is_current(self) -> bool:
+        """Whether ``path`` still names the file this appender writes (not replaced since)."""
+        try:
+            return os.fstat(self.fd).st_ino == os.stat(self.path).st_ino
+        except OSError:
+            return False
 
     @property
     def fd(self) -> int:

@@ -232,16 +232,25 @@ class WriteAheadLog:
         return [r for r in self.records if r.height == height]
 
     def prune(self, decided_height: int) -> None:
-        """Drop records of heights up to ``decided_height`` (they can no longer matter)."""
+        """Drop records of heights up to ``decided_height`` (they can no longer matter).
+
+        Raises :class:`~ledger.errors.StoreWriteError` when the rewrite fails; the log
+        stays usable, with or without the dropped records.
+        """
         keep = [r for r in self.records if r.height > decided_height]
         if len(keep) == len(self.records):
             return
         content = compute_file([encode_record(r) for r in keep])
-        self._appender.close()
-        replace_durable(self.path, content)
-        self._appender = DurableAppender(self.path, len(content))
-        self._sync = content[len(FILE_MAGIC):FILE_HEADER_SIZE]
-        self.records = keep
+        try:
+            replace_durable(self.path, content)
+        finally:
+            # A failed rewrite leaves the old file or the new one at the path; appends
+            # go on to whichever it is (the old one only holds more decided records).
+            if not self._appender.is_current():
+                self._appender.close()
+                self._appender = DurableAppender(self.path, len(content))
+                self._sync = content[len(FILE_MAGIC):FILE_HEADER_SIZE]
+                self.records = keep
 
     def close(self) -> None:
         self._appender.close()

@@ -228,3 +228,25 @@ def test_version_1_file_is_read_and_rewritten(tmp_path: Path) -> None:
     wal.close()
     assert path.read_bytes().startswith(FILE_MAGIC)
     assert _rounds(WriteAheadLog(path)) == [0, 1, 2]
+
+
+def test_failed_prune_leaves_a_usable_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "wal.log"
+    wal = WriteAheadLog(path)
+    for h in (1, 2):
+        wal.append(h, vote(h, 0))
+
+    def replace(src: str, dst: str) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(StoreWriteError):
+        wal.prune(1)
+    monkeypatch.undo()
+    assert [r.height for r in wal.records] == [1, 2]  # nothing dropped, and still appendable
+    assert not (tmp_path / "wal.log.tmp").exists()
+    wal.append(3, vote(3, 0))
+    wal.prune(2)
+    wal.append(4, vote(4, 0))
+    wal.close()
+    assert [r.height for r in WriteAheadLog(path).records] == [3, 4]
