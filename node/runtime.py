@@ -432,7 +432,11 @@ class Node:
         for tx_hash, error in dropped:
             self.metrics.txs_rejected += 1
             self._resolve(tx_hash, TxResult(tx_hash, STATUS_REJECTED, error_code=error.code, error=str(error)))
-        self.wal.prune(height)
+        try:
+            self.wal.prune(height)
+        except LedgerError as exc:
+            # The log stays usable (the old records are only kept longer); the commit stands.
+            log.error("write-ahead log prune after height %d failed: %s", height, exc.one_line())
         self.blocks = {h: b for h, b in self.blocks.items() if b.height > height}
         self.proposed = {slot: h for slot, h in self.proposed.items() if slot[0] > height}
         self.executed = {}
