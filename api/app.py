@@ -2,8 +2,9 @@
 
 One FastAPI app serves the public, officer and member API under ``/v1`` (OpenAPI at
 ``/docs``), the peer endpoints under ``/peer/v1``, health and metrics. Errors are
-problem+json (``api.errors``); bodies beyond the node's limit get 413 before anything
-reads them. Responses to clients that accept gzip are compressed (a proof bundle is
+problem+json (``api.errors``); a body beyond its route's limit (``BODY_LIMITS``, from
+``ledger.limits``, capped by the operator's ``max_body_bytes``) gets 413 before anything
+reads it. Responses to clients that accept gzip are compressed (a proof bundle is
 mostly hex and shrinks to about 40 %); peer traffic is not, since validators share
 their cores with the work compression would slow.
 """
@@ -30,7 +31,14 @@ from api.routes_member import make_member_router
 from api.routes_peer import make_peer_router
 from api.routes_proofs import make_proof_router
 from api.routes_public import make_public_router
-from node.peers import PEER_PREFIX
+from ledger.limits import (
+    MAX_OTHER_BODY_BYTES,
+    MAX_PEER_BODY_BYTES,
+    MAX_SUBMISSION_BYTES,
+    MAX_VERIFY_BODY_BYTES,
+    MAX_VERIFY_UPLOAD_BYTES,
+)
+from node.peers import PEER_MESSAGE_PATH, PEER_PREFIX
 from node.runtime import Node
 
 log = logging.getLogger("zoneledger.api")
@@ -54,6 +62,30 @@ class ClientGZipMiddleware:
             await self.app(scope, receive, send)
 
 
+BODY_LIMITS: dict[tuple[str, str], int] = {
+    ("POST", "/v1/transactions"): MAX_SUBMISSION_BYTES,
+    ("POST", "/v1/verify"): MAX_VERIFY_BODY_BYTES,
+    ("POST", PEER_MESSAGE_PATH): MAX_PEER_BODY_BYTES,
+}
+"""Each route that takes a body, and its limit (``ledger.limits`` says why each is sized so)."""
+
+
+def compute_body_limit(scope: Scope) -> int:
+    """The body limit of a request: its route's (a multipart upload to ``/v1/verify`` has
+    its own), ``MAX_OTHER_BODY_BYTES`` for every other route."""
+    method, path = scope.get("method", ""), scope.get("path", "")
+    if (method, path) == ("POST", "/v1/verify") and _is_multipart(scope):
+        return MAX_VERIFY_UPLOAD_BYTES
+    return BODY_LIMITS.get((method, path), MAX_OTHER_BODY_BYTES)
+
+
+def _is_multipart(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-type":
+            return bytes(value).lower().startswith(b"multipart/form-data")
+    return False
+
+
 def create_app(node: Node) -> FastAPI:
     app = FastAPI(
         title="zoneledger",
@@ -71,7 +103,7 @@ def create_app(node: Node) -> FastAPI:
             chain_id=node.genesis.chain_id,
             validators=node.genesis.validators,
             handler=node.on_peer_message,
-            max_bytes=node.config.max_body_bytes,
+            max_bytes=min(node.config.max_body_bytes, MAX_PEER_BODY_BYTES),
         )
     )
 
@@ -93,7 +125,7 @@ def create_app(node: Node) -> FastAPI:
         allow_methods=["GET", "POST"],
         allow_headers=["content-type"],
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes, limit_for=compute_body_limit)
     app.add_middleware(ClientGZipMiddleware)
     return app
 

@@ -48,8 +48,12 @@ def compute_page_config(node: Node) -> dict[str, Any]:
 
 def get_static_file(path: str) -> Path:
     """The file under ``api/static`` named by ``path``; refuses anything outside it."""
-    candidate = (STATIC_DIR / path).resolve()
-    if not candidate.is_relative_to(STATIC_DIR) or not candidate.is_file() or candidate.suffix not in MEDIA_TYPES:
+    try:
+        candidate = (STATIC_DIR / path).resolve()
+        found = candidate.is_relative_to(STATIC_DIR) and candidate.is_file() and candidate.suffix in MEDIA_TYPES
+    except (OSError, ValueError):
+        found = False  # a name too long for the file system, or with a NUL: no such file either
+    if not found:
         raise NotFoundError(f"expected a file of the verifier page, got {bounded_repr(path)}")
     return candidate
 

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from api.auth import MemberAuth
+from api.routes_public import Height
 from ledger.chain import OFFICER_ACTIVE, key_commit
 from ledger.encoding import bounded_repr, cb, parse_canonical_json
 from ledger.errors import DocumentNotFoundError, NotFoundError
@@ -80,7 +81,7 @@ def make_member_router(node: Node) -> APIRouter:
         return document_view(node, doc_id)
 
     @router.get("/v1/blocks/{height}")
-    async def block(height: int, member: bytes = Depends(auth)) -> dict[str, Any]:
+    async def block(height: Height, member: bytes = Depends(auth)) -> dict[str, Any]:
         """A whole committed block: header, certificates, transactions and documents."""
         found = node.chain.get_block(height) if height >= 1 else None
         if found is None:
@@ -96,7 +97,7 @@ def make_member_router(node: Node) -> APIRouter:
         }
 
     @router.get("/v1/blocks/{height}/raw", response_class=Response)
-    async def block_raw(height: int, member: bytes = Depends(auth)) -> Response:
+    async def block_raw(height: Height, member: bytes = Depends(auth)) -> Response:
         """A committed block's stored bytes and its stored certificate, for auditors:
         ``application/msgpack`` ``cb({"block": bytes, "commit": bytes | nil})``."""
         raw = node.chain.get_block_bytes(height) if height >= 1 else None

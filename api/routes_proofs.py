@@ -17,11 +17,13 @@ clients verify the bundle themselves against their own genesis file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Query, Request
 from starlette.datastructures import UploadFile
 
+from api.offload import run_off_loop
 from ledger.chain import Chain
 from ledger.documents import DOC_TYPES, document_number
 from ledger.encoding import H, compute_doc_hash, parse_json
@@ -33,6 +35,7 @@ from ledger.errors import (
     RequestMalformedError,
 )
 from ledger.genesis import Genesis
+from ledger.limits import MAX_VERIFY_DOCUMENT_BYTES
 from ledger.proofs import UNKNOWN, build_bundle, bundle_for_hash, verify_bundle
 
 MATCH_NUMBER = "number"
@@ -116,55 +119,65 @@ def compute_number_answer(source: ProofSource, number: Any) -> dict[str, Any]:
     return {"verdict": UNKNOWN, "document_hash": None, "doc_id": None, "matched": None, "bundle": None, "checks": []}
 
 
-def _parse_json_request(body: bytes) -> tuple[list[bytes], Any | None]:
+@dataclass(frozen=True, slots=True)
+class VerifyRequest:
+    """A ``/v1/verify`` request, parsed: a typed number, or the copy's possible hashes."""
+
+    number: Any | None = None
+    """The ``number`` of a ``{"number": ...}`` request (checked by :func:`compute_number_answer`)."""
+    candidates: tuple[bytes, ...] = ()
+    """The copy's possible hashes, best first."""
+    document: Any | None = None
+    """The copy as a parsed document, when it is one."""
+
+
+def parse_verify_json(body: bytes) -> VerifyRequest:
+    """Parse a JSON ``/v1/verify`` body: ``{"number"}``, ``{"hash"}`` or ``{"document"}``
+    (whose JCS hash it computes). Pure: runs off the event loop for big bodies."""
     try:
         value = parse_json(body)
     except JsonError as exc:
         raise RequestMalformedError(f"expected a JSON body: {exc}") from exc
+    if isinstance(value, dict) and set(value) == {"number"} and value["number"] is not None:
+        return VerifyRequest(number=value["number"])
     if not isinstance(value, dict) or len(value) != 1 or not ({"document", "hash"} & value.keys()):
         raise RequestMalformedError('expected {"document": {...}}, {"hash": "hex"} or {"number": "..."}')
     if "hash" in value:
-        return [parse_hash_text(value["hash"], "hash")], None
+        return VerifyRequest(candidates=(parse_hash_text(value["hash"], "hash"),))
     document = value["document"]
     if not isinstance(document, dict):
         raise RequestMalformedError("document: expected a JSON object")
-    return [compute_doc_hash(document)], document
+    return VerifyRequest(candidates=(compute_doc_hash(document),), document=document)
 
 
-async def _parse_upload(request: Request) -> tuple[list[bytes], Any | None]:
-    form = await request.form()
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise RequestMalformedError("file: expected a multipart file field named 'file'")
-        data = await upload.read()
-    finally:
-        await form.close()
+def parse_verify_upload(data: bytes) -> VerifyRequest:
+    """An uploaded file's hashes: its bytes', and, when it is a JSON document no bigger
+    than a registrable one's copy can be, its JCS hash. Pure: runs off the event loop."""
     candidates = [H(data)]
     document: Any | None = None
-    try:
-        parsed = parse_json(data)
-    except LedgerError:
-        parsed = None  # not JSON under the document rules: a plain file such as a PDF
+    parsed = None
+    if len(data) <= MAX_VERIFY_DOCUMENT_BYTES:
+        try:
+            parsed = parse_json(data)
+        except LedgerError:
+            parsed = None  # not JSON under the document rules: a plain file such as a PDF
     if isinstance(parsed, dict):
         document = parsed
         doc_hash = compute_doc_hash(parsed)
         if doc_hash != candidates[0]:
             candidates.append(doc_hash)
-    return candidates, document
+    return VerifyRequest(candidates=tuple(candidates), document=document)
 
 
-def _typed_number(body: bytes) -> Any | None:
-    """The ``number`` of a ``{"number": ...}`` request, or None for the other forms."""
-    if b'"number"' not in body:
-        return None
+async def _read_upload(request: Request) -> bytes:
+    form = await request.form()
     try:
-        value = parse_json(body)
-    except JsonError:
-        return None
-    if isinstance(value, dict) and set(value) == {"number"}:
-        return value["number"]
-    return None
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise RequestMalformedError("file: expected a multipart file field named 'file'")
+        return await upload.read()
+    finally:
+        await form.close()
 
 
 def make_proof_router(node: ProofSource) -> APIRouter:
@@ -183,15 +196,16 @@ def make_proof_router(node: ProofSource) -> APIRouter:
     async def verify(request: Request) -> dict[str, Any]:
         """Verify a copy: JSON ``{"document": {...}}`` or ``{"hash": hex}``, or a multipart ``file``."""
         content_type = request.headers.get("content-type", "")
+        parsed: VerifyRequest
         if content_type.startswith("multipart/form-data"):
-            candidates, document = await _parse_upload(request)
+            data = await _read_upload(request)
+            parsed = await run_off_loop(len(data), parse_verify_upload, data)
         else:
             body = await request.body()
-            number = _typed_number(body)
-            if number is not None:
-                return compute_number_answer(node, number)
-            candidates, document = _parse_json_request(body)
-        return compute_answer(node, candidates, document)
+            parsed = await run_off_loop(len(body), parse_verify_json, body)
+            if parsed.number is not None:
+                return compute_number_answer(node, parsed.number)
+        return compute_answer(node, list(parsed.candidates), parsed.document)
 
     @router.get("/v1/checkpoint", tags=["public"])
     async def checkpoint() -> dict[str, Any]:

@@ -104,10 +104,9 @@ class Mempool:
         if tx_hash in self.entries:
             return tx_hash, False
         size = len(tx_bytes) + (len(content) if content else 0)
-        if len(self.entries) >= self.max_txs or self.bytes + size > self.max_bytes:
-            raise MempoolFullError(
-                f"expected room in the mempool, got {len(self.entries)} transactions and {self.bytes} bytes pending"
-            )
+        full = self._full_error(size)
+        if full is not None:
+            raise full
         ctx = self._pending
         try:
             apply_transaction(ctx, len(self.entries), tx_bytes, content, decoded=envelope)
@@ -120,10 +119,23 @@ class Mempool:
         self._forget_rejection(tx_hash)
         return tx_hash, True
 
-    def record_rejection(self, tx_hash: bytes, error: LedgerError) -> None:
-        """Remember that ``tx_hash`` was refused before it reached :meth:`add` (its
-        signature or chain id, checked off the event loop), as ``add`` would have."""
+    def refuse(self, tx_hash: bytes, size: int, error: LedgerError) -> LedgerError:
+        """What :meth:`add` raises for a transaction that decodes but whose chain id or
+        signature fails (checked off the event loop by the caller, which passes the
+        error): ``MempoolFullError`` when the pool is at a bound, since ``add`` checks
+        for room first; else ``error``, remembered as ``add`` remembers it."""
+        full = self._full_error(size)
+        if full is not None:
+            return full
         self._remember_rejection(tx_hash, error)
+        return error
+
+    def _full_error(self, size: int) -> MempoolFullError | None:
+        if len(self.entries) >= self.max_txs or self.bytes + size > self.max_bytes:
+            return MempoolFullError(
+                f"expected room in the mempool, got {len(self.entries)} transactions and {self.bytes} bytes pending"
+            )
+        return None
 
     def candidates(self) -> list[tuple[bytes, bytes | None]]:
         """Pending transactions in order, for the proposer."""

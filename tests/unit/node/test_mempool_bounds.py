@@ -54,7 +54,7 @@ def test_rejections_are_bounded_by_bytes_oldest_forgotten_first(
     pool = Mempool(alliance.chain())
     hashes = [bytes([i % 256, i // 256]) * 16 for i in range(1000)]
     for i, tx_hash in enumerate(hashes):
-        pool.record_rejection(tx_hash, errors.SignatureInvalidError(f"tx signature: expected a valid signature ({i})"))
+        pool.refuse(tx_hash, 100, errors.SignatureInvalidError(f"tx signature: expected a valid signature ({i})"))
     assert 0 < len(pool.rejections) < 1000
     assert pool.rejections_bytes <= 20_000
     assert pool.rejections_bytes == sum(r.cost for r in pool.rejections.values())
@@ -63,7 +63,7 @@ def test_rejections_are_bounded_by_bytes_oldest_forgotten_first(
 
 def test_a_long_message_is_cut_with_its_length(alliance: Alliance) -> None:
     pool = Mempool(alliance.chain())
-    pool.record_rejection(b"\x01" * 32, errors.DocumentSchemaError("x" * 5000, path="a.b"))
+    pool.refuse(b"\x01" * 32, 100, errors.DocumentSchemaError("x" * 5000, path="a.b"))
     rejection = pool.rejections[b"\x01" * 32]
     assert rejection.code == "doc.schema"
     assert rejection.message.startswith("a.b: xxx")
@@ -76,7 +76,19 @@ def test_admitting_a_transaction_forgets_its_rejection_and_its_bytes(alliance: A
     pool = Mempool(alliance.chain())
     document = with_number(load_example("coo_preferential.json"), COO, "B-1")
     envelope, content = alliance.issue(TEDA, COO, document, "B-1")
-    pool.record_rejection(envelope.tx_hash, errors.MempoolFullError("expected room"))
+    pool.refuse(envelope.tx_hash, 100, errors.SignatureInvalidError("expected a valid signature"))
     assert pool.rejections_bytes > 0
     pool.add(envelope.encode(), content)
     assert envelope.tx_hash not in pool.rejections and pool.rejections_bytes == 0
+
+
+def test_refusal_of_a_checked_transaction_is_mempool_full_when_the_pool_is(alliance: Alliance) -> None:
+    from ledger.testkit import load_example, with_number
+
+    pool = Mempool(alliance.chain(), max_txs=1)
+    document = with_number(load_example("coo_preferential.json"), COO, "B-2")
+    envelope, content = alliance.issue(TEDA, COO, document, "B-2")
+    pool.add(envelope.encode(), content)
+    error = pool.refuse(b"\x02" * 32, 100, errors.SignatureInvalidError("expected a valid signature"))
+    assert isinstance(error, errors.MempoolFullError)  # as add() answers: room is checked first
+    assert b"\x02" * 32 not in pool.rejections
