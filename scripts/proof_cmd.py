@@ -29,6 +29,7 @@ from ledger.errors import (
     SplitViewError,
 )
 from ledger.genesis import Genesis
+from ledger.limits import MAX_VERIFY_UPLOAD_BYTES
 from ledger.merkle import verify_consistency
 from ledger.proofs import Verification, verify_bundle, verify_checkpoint
 from scripts.client_cmd import (
@@ -101,12 +102,19 @@ def read_bundle_file(path: str) -> Any:
 
 
 def post_verify(client: NodeClient, data: bytes, name: str) -> dict[str, Any]:
-    """``POST /v1/verify`` with the file as multipart (the node tries it as a document too)."""
+    """``POST /v1/verify`` with the file as multipart (the node tries it as a document too);
+    a file bigger than the node takes as an upload can only be an attachment, so it is
+    looked up by its hash instead."""
     try:
-        response = client._http.post(
-            client.base_url + "/v1/verify", files={"file": (os.path.basename(name), data)},
-            headers={"Accept": "application/json"},
-        )
+        if len(data) > MAX_VERIFY_UPLOAD_BYTES:
+            response = client._http.post(
+                client.base_url + "/v1/verify", json={"hash": H(data).hex()}, headers={"Accept": "application/json"},
+            )
+        else:
+            response = client._http.post(
+                client.base_url + "/v1/verify", files={"file": (os.path.basename(name), data)},
+                headers={"Accept": "application/json"},
+            )
     except httpx.HTTPError as exc:
         raise NodeUnavailableError(f"cannot reach {client.base_url}: {str(exc) or type(exc).__name__}") from exc
     value = client._read(response)
