@@ -8,6 +8,23 @@ towards v's tally, once per validator and value: otherwise validators that saw a
 equivocator's votes in different orders could never agree on a proof-of-lock. Nothing
 is ever counted twice. The first proposal from a round's proposer counts; a different
 second one is evidence. Signatures are checked by the driver before votes get here.
+
+The book is bounded whatever a Byzantine validator signs
+(``docs/decisions/0011-vote-book-bounds.md``):
+
+* per validator and (round, type), at most :data:`MAX_VALUES_PER_VOTER` different
+  values are kept: the first (counted everywhere) and one conflicting (evidence, and
+  counted for its own value as above); a third is ignored;
+* messages of rounds up to ``horizon`` (the machine's round + 1) are always taken;
+  beyond it, each validator may occupy at most :data:`MAX_CATCHUP_ROUNDS` rounds at a
+  time, as CometBFT's per-peer catch-up rounds. A validator's message for a higher far
+  round replaces its lowest one (which is forgotten: the machine has not entered it), a
+  lower one is ignored; a far round that comes within the horizon is ordinary again;
+* at most :data:`MAX_EVIDENCE_PER_VALIDATOR` pieces of evidence per validator.
+
+So a book holds at most about ``2 x 2 x n x (round + 2 + MAX_CATCHUP_ROUNDS)`` votes,
+and honest validators far ahead still reach a lagging one: their newest rounds always
+fit, which is what the f+1 round skip needs.
 """
 
 from __future__ import annotations
@@ -17,6 +34,13 @@ from enum import Enum
 
 from ledger.blocks import PRECOMMIT, PREVOTE, SignedVote
 from node.messages import SignedProposal
+
+MAX_CATCHUP_ROUNDS = 2
+"""Rounds beyond the machine's next one that one validator's messages may occupy at a time."""
+MAX_VALUES_PER_VOTER = 2
+"""Different values kept per validator and (round, type): the counted one and one conflicting."""
+MAX_EVIDENCE_PER_VALIDATOR = 8
+"""Pieces of evidence one book keeps against one validator (it is proven faulty by the first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +79,8 @@ class AddResult(Enum):
     ADDED = "added"
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
+    IGNORED = "ignored"
+    """Over a bound (a third value, or a far round beyond the validator's share): not kept."""
 
 
 @dataclass(slots=True)
@@ -63,13 +89,15 @@ class RoundVotes:
 
     votes: dict[int, SignedVote] = field(default_factory=dict)
     """First vote per validator."""
+    conflicts: dict[int, SignedVote] = field(default_factory=dict)
+    """The one conflicting vote kept per validator (evidence; counted for its value only)."""
     by_value: dict[bytes | None, dict[int, SignedVote]] = field(default_factory=dict)
     """Votes per block hash (``None`` is nil), one per validator and value."""
 
 
 @dataclass(slots=True)
 class VoteBook:
-    """Every vote and proposal seen at one height, and the evidence they produced."""
+    """Every vote and proposal kept at one height, and the evidence they produced."""
 
     rounds: dict[tuple[int, str], RoundVotes] = field(default_factory=dict)
     """Counted votes per (round, type)."""
@@ -79,28 +107,46 @@ class VoteBook:
     """Validators heard from (any vote or proposal) per round: the f+1 round-skip count."""
     evidence: list[Evidence] = field(default_factory=list)
     """Equivocations, each reported once."""
-    _evidence_seen: set[tuple[int, int, int, str, bytes | None]] = field(default_factory=set)
+    far_rounds: dict[int, list[int]] = field(default_factory=dict)
+    """Per validator, the rounds beyond the horizon its messages occupy (at most
+    :data:`MAX_CATCHUP_ROUNDS` of them beyond the current horizon)."""
+    _evidence_seen: set[tuple[int, int, int, str]] = field(default_factory=set)
+    _evidence_count: dict[int, int] = field(default_factory=dict)
 
-    def add_vote(self, signed: SignedVote) -> tuple[AddResult, Evidence | None]:
-        """Count ``signed`` unless its validator already voted in this (round, type)."""
+    def add_vote(self, signed: SignedVote, horizon: int | None = None) -> tuple[AddResult, Evidence | None]:
+        """Count ``signed`` unless its validator already voted in this (round, type).
+
+        ``horizon`` is the highest round taken from everyone (the machine's round + 1);
+        ``None`` takes any round (the machine's own votes, a restore).
+        """
         v = signed.vote
-        box = self.rounds.get((v.round, v.type))
+        if horizon is not None and v.round > horizon and not self._admit_far(v.validator, v.round, horizon):
+            return AddResult.IGNORED, None
+        key = (v.round, v.type)
+        box = self.rounds.get(key)
         if box is None:
-            box = self.rounds[(v.round, v.type)] = RoundVotes()
-        first = box.votes.get(v.validator)
-        voters = box.by_value.setdefault(v.block_hash, {})
-        if v.validator in voters:
+            box = self.rounds[key] = RoundVotes()
+        voters = box.by_value.get(v.block_hash)
+        if voters is not None and v.validator in voters:
             return AddResult.DUPLICATE, None
+        first = box.votes.get(v.validator)
+        if first is not None and v.validator in box.conflicts:
+            return AddResult.IGNORED, None  # a third value: the two kept already prove the equivocation
+        if voters is None:
+            voters = box.by_value[v.block_hash] = {}
         voters[v.validator] = signed
         if first is None:
             box.votes[v.validator] = signed
             self.senders.setdefault(v.round, set()).add(v.validator)
             return AddResult.ADDED, None
-        return AddResult.CONFLICT, self._record(first, signed, v.block_hash)
+        box.conflicts[v.validator] = signed
+        return AddResult.CONFLICT, self._record(first, signed)
 
-    def add_proposal(self, signed: SignedProposal) -> tuple[AddResult, Evidence | None]:
+    def add_proposal(self, signed: SignedProposal, horizon: int | None = None) -> tuple[AddResult, Evidence | None]:
         """Keep the first proposal of its round; the caller checked the proposer."""
         p = signed.proposal
+        if horizon is not None and p.round > horizon and not self._admit_far(p.proposer, p.round, horizon):
+            return AddResult.IGNORED, None
         first = self.proposals.get(p.round)
         if first is None:
             self.proposals[p.round] = signed
@@ -108,16 +154,56 @@ class VoteBook:
             return AddResult.ADDED, None
         if first.proposal == p:
             return AddResult.DUPLICATE, None
-        return AddResult.CONFLICT, self._record(first, signed, p.block_hash)
+        return AddResult.CONFLICT, self._record(first, signed)
 
-    def _record(
-        self, first: SignedVote | SignedProposal, second: SignedVote | SignedProposal, value: bytes | None
-    ) -> Evidence | None:
+    def _admit_far(self, validator: int, round_: int, horizon: int) -> bool:
+        """Whether ``validator``'s message for ``round_`` beyond the horizon may be kept."""
+        held = [r for r in self.far_rounds.get(validator, ()) if r > horizon]
+        if round_ in held:
+            self.far_rounds[validator] = held
+            return True
+        if len(held) >= MAX_CATCHUP_ROUNDS:
+            lowest = min(held)
+            if round_ < lowest:
+                self.far_rounds[validator] = held
+                return False
+            held.remove(lowest)
+            self._forget(validator, lowest)
+        held.append(round_)
+        self.far_rounds[validator] = held
+        return True
+
+    def _forget(self, validator: int, round_: int) -> None:
+        """Drop everything ``validator`` sent for ``round_`` (a far round the machine never entered)."""
+        for vote_type in (PREVOTE, PRECOMMIT):
+            box = self.rounds.get((round_, vote_type))
+            if box is None:
+                continue
+            box.votes.pop(validator, None)
+            box.conflicts.pop(validator, None)
+            for value in [value for value, voters in box.by_value.items() if validator in voters]:
+                del box.by_value[value][validator]
+                if not box.by_value[value]:
+                    del box.by_value[value]
+            if not box.votes:
+                del self.rounds[(round_, vote_type)]
+        proposal = self.proposals.get(round_)
+        if proposal is not None and proposal.proposal.proposer == validator:
+            del self.proposals[round_]
+        senders = self.senders.get(round_)
+        if senders is not None:
+            senders.discard(validator)
+            if not senders:
+                del self.senders[round_]
+
+    def _record(self, first: SignedVote | SignedProposal, second: SignedVote | SignedProposal) -> Evidence | None:
         evidence = Evidence(first, second)
-        seen = (*evidence.key, value)
-        if seen in self._evidence_seen:
+        key = evidence.key
+        validator = key[0]
+        if key in self._evidence_seen or self._evidence_count.get(validator, 0) >= MAX_EVIDENCE_PER_VALIDATOR:
             return None
-        self._evidence_seen.add(seen)
+        self._evidence_seen.add(key)
+        self._evidence_count[validator] = self._evidence_count.get(validator, 0) + 1
         self.evidence.append(evidence)
         return evidence
 
@@ -148,5 +234,12 @@ class VoteBook:
     def count_senders(self, round_: int) -> int:
         return len(self.senders.get(round_, ()))
 
+    def get_size(self) -> int:
+        """Messages kept: votes (each validator's one or two values) plus proposals."""
+        return sum(len(box.votes) + len(box.conflicts) for box in self.rounds.values()) + len(self.proposals)
 
-__all__ = ["PRECOMMIT", "PREVOTE", "AddResult", "Evidence", "RoundVotes", "VoteBook"]
+
+__all__ = [
+    "MAX_CATCHUP_ROUNDS", "MAX_EVIDENCE_PER_VALIDATOR", "MAX_VALUES_PER_VOTER", "PRECOMMIT", "PREVOTE",
+    "AddResult", "Evidence", "RoundVotes", "VoteBook",
+]

@@ -7,7 +7,7 @@ import pytest
 from ledger.blocks import PRECOMMIT, PREVOTE, Proposal, Vote, compute_max_faulty, compute_quorum
 from ledger.keys import SigningKey
 from node.messages import SignedProposal, sign_proposal
-from node.votes import AddResult, VoteBook
+from node.votes import MAX_CATCHUP_ROUNDS, MAX_EVIDENCE_PER_VALIDATOR, AddResult, VoteBook
 
 KEYS = [SigningKey.from_label(f"sim validator {i}") for i in range(4)]
 A, B = b"\xaa" * 32, b"\xbb" * 32
@@ -90,3 +90,78 @@ def test_signed_proposal_round_trip_and_verify() -> None:
 
     with pytest.raises(VoteSignatureError):
         forged.verify([k.public for k in KEYS])
+
+
+C = b"\xcc" * 32
+
+
+def test_a_third_value_from_one_validator_is_ignored() -> None:
+    book = VoteBook()
+    book.add_vote(vote(1, A))
+    assert book.add_vote(vote(1, B))[0] is AddResult.CONFLICT
+    assert book.add_vote(vote(1, C)) == (AddResult.IGNORED, None)
+    assert book.add_vote(vote(1, None)) == (AddResult.IGNORED, None)
+    assert (book.count(0, PREVOTE, A), book.count(0, PREVOTE, B), book.count(0, PREVOTE, C)) == (1, 1, 0)
+    assert book.get_size() == 2 and len(book.evidence) == 1
+
+
+def test_many_proposals_for_one_round_give_one_piece_of_evidence() -> None:
+    book = VoteBook()
+    for value in (A, B, C):
+        book.add_proposal(sign_proposal(Proposal("c", 1, 0, value, -1, 1), KEYS[1]))
+    assert len(book.evidence) == 1 and book.get_size() == 1
+
+
+def test_rounds_up_to_the_horizon_are_always_taken() -> None:
+    book = VoteBook()
+    for round_ in range(6):
+        assert book.add_vote(vote(2, A, round_), horizon=5)[0] is AddResult.ADDED
+    assert not book.far_rounds
+
+
+def test_far_rounds_are_bounded_per_validator_and_keep_the_newest() -> None:
+    book = VoteBook()
+    assert book.add_vote(vote(2, A, 10), horizon=1)[0] is AddResult.ADDED
+    assert book.add_vote(vote(2, A, 20), horizon=1)[0] is AddResult.ADDED
+    assert book.add_vote(vote(2, A, 20, PRECOMMIT), horizon=1)[0] is AddResult.ADDED  # a round it holds
+    assert book.add_vote(vote(2, A, 5), horizon=1) == (AddResult.IGNORED, None)  # older than both
+    assert book.add_vote(vote(2, A, 30), horizon=1)[0] is AddResult.ADDED  # replaces round 10
+    assert book.count(10, PREVOTE, A) == 0 and book.count_senders(10) == 0 and (10, PREVOTE) not in book.rounds
+    assert book.add_vote(vote(3, A, 10), horizon=1)[0] is AddResult.ADDED  # another validator's share
+    assert sorted(book.far_rounds[2]) == [20, 30]
+
+
+def test_a_far_round_within_the_horizon_is_ordinary_again() -> None:
+    book = VoteBook()
+    book.add_vote(vote(2, A, 4), horizon=1)
+    book.add_vote(vote(2, A, 5), horizon=1)
+    # the machine moved to round 4: rounds 4 and 5 no longer use the share
+    assert book.add_vote(vote(2, A, 9), horizon=5)[0] is AddResult.ADDED
+    assert book.add_vote(vote(2, A, 12), horizon=5)[0] is AddResult.ADDED
+    assert book.count(4, PREVOTE, A) == 1 and book.count(5, PREVOTE, A) == 1
+
+
+def test_far_proposals_share_the_bound() -> None:
+    book = VoteBook()
+    proposals = [sign_proposal(Proposal("c", 1, r, A, -1, 1), KEYS[1]) for r in (7, 11, 15)]
+    for p in proposals:
+        assert book.add_proposal(p, horizon=1)[0] is AddResult.ADDED
+    assert sorted(book.proposals) == [11, 15]
+    assert book.add_proposal(sign_proposal(Proposal("c", 1, 3, A, -1, 1), KEYS[1]), horizon=1)[0] is AddResult.IGNORED
+
+
+def test_evidence_is_bounded_per_validator() -> None:
+    book = VoteBook()
+    for round_ in range(MAX_EVIDENCE_PER_VALIDATOR + 5):
+        book.add_vote(vote(1, A, round_))
+        book.add_vote(vote(1, B, round_))
+    assert len(book.evidence) == MAX_EVIDENCE_PER_VALIDATOR
+
+
+def test_book_size_stays_bounded_whatever_one_validator_signs() -> None:
+    book = VoteBook()
+    for round_ in range(2, 2_000):
+        for value in (A, B, C, None):
+            book.add_vote(vote(3, value, round_ * 499 % 1_000_003), horizon=1)
+            book.add_vote(vote(3, value, round_ * 499 % 1_000_003, PRECOMMIT), horizon=1)
+    assert book.get_size() <= MAX_CATCHUP_ROUNDS * 2 * 2
