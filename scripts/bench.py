@@ -55,6 +55,9 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--repeats", type=int, default=50, help="timings per size (medians reported)")
     verify.add_argument("--json", type=Path, help="also write the figures as JSON here")
     verify.set_defaults(func=run_verify)
+    from scripts.bench_hostile import register as register_hostile
+
+    register_hostile(which)
 
 
 def measure_verify_rate(seconds: float = 1.5) -> float:
