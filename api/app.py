@@ -106,6 +106,7 @@ def create_app(node: Node) -> FastAPI:
             validators=node.genesis.validators,
             handler=node.on_peer_message,
             max_bytes=min(node.config.max_body_bytes, MAX_PEER_BODY_BYTES),
+            my_index=node.index,
         )
     )
 
