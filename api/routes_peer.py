@@ -33,6 +33,7 @@ from api.errors import PROBLEM_MEDIA_TYPE, internal_problem, problem
 from ledger.encoding import bounded_repr
 from ledger.errors import LedgerError, PeerMalformedError, RequestMalformedError, RequestTooLargeError
 from node.handshake import HEADER_TOKEN, HELLO_MAX_BYTES, Challenge, PeerSessions
+from node.offload import run_off_loop
 from node.peers import (
     DEFAULT_MAX_BYTES,
     HEADER_KIND,
@@ -143,8 +144,11 @@ def make_peer_router(
         limit = compute_kind_limit(kind, max_bytes)
         try:
             data = await read_body_bounded(request, limit)
-            message = decode_and_verify(
-                data, chain_id=chain_id, validators=keys, max_bytes=limit, session_sender=sender, kind=kind
+            # A block batch from an authenticated peer can be tens of MiB: decoded and
+            # verified beside the loop that counts votes.
+            message = await run_off_loop(
+                len(data), decode_and_verify,
+                data, chain_id=chain_id, validators=keys, max_bytes=limit, session_sender=sender, kind=kind,
             )
         except LedgerError as exc:
             # api/errors.py maps the codes: 400 malformed, 403 another sender, 401 signature.

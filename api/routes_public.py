@@ -31,6 +31,7 @@ from ledger.errors import (
 from ledger.limits import MAX_SUBMISSION_BATCH
 from ledger.transition import compute_verified_envelope
 from node.mempool import STATUS_PENDING
+from node.offload import ADMISSION_CHUNK
 from node.runtime import Node, TxResult
 
 MAX_WAIT_S = 60.0
@@ -38,7 +39,6 @@ MAX_HEIGHT = 2**64 - 1
 Height = Annotated[int, Path(ge=0, le=MAX_HEIGHT, description="A block height (a uint64).")]
 """A height in a path: heights are uint64 on the wire, so anything else is
 ``request.malformed`` (400), never a key the store cannot even form (500)."""
-SUBMIT_CHUNK = 64
 """Transactions of a batch admitted per turn of the event loop (about 10 ms of rules)."""
 REFUSE_CHUNK = 512
 """Refusals of a batch recorded per turn of the event loop (about 2 ms)."""
@@ -130,7 +130,7 @@ async def admit(
     node: Node, entries: list[tuple[bytes, bytes | None]], checks: list[Check]
 ) -> list[tuple[bytes | None, LedgerError | None]]:
     """Each entry's ``(tx_hash, error)``, as ``node.submit`` answers: refused entries are
-    answered (and remembered) here, the rest admitted ``SUBMIT_CHUNK`` at a time, each
+    answered (and remembered) here, the rest admitted ``ADMISSION_CHUNK`` at a time, each
     chunk its own task, so that the loop serves votes between chunks of a big batch."""
     results: list[tuple[bytes | None, LedgerError | None]] = [(None, None)] * len(entries)
     passed: list[int] = []
@@ -144,7 +144,7 @@ async def admit(
             results[i] = (None, node.mempool.refuse(check.tx_hash, size, check.error))
         if i % REFUSE_CHUNK == REFUSE_CHUNK - 1:
             await asyncio.sleep(0)  # a batch of 5,000 refusals is 20 ms of bookkeeping: let votes in between
-    chunks = [passed[k:k + SUBMIT_CHUNK] for k in range(0, len(passed), SUBMIT_CHUNK)]
+    chunks = [passed[k:k + ADMISSION_CHUNK] for k in range(0, len(passed), ADMISSION_CHUNK)]
     answers = await asyncio.gather(*(node.submit([entries[i] for i in chunk]) for chunk in chunks))
     for chunk, answer in zip(chunks, answers, strict=True):
         for i, result in zip(chunk, answer, strict=True):

@@ -52,8 +52,15 @@ MAX_BLOCK_WIRE_BYTES: Final = 64 * MIB
 DEFAULT_MAX_BLOCK_BYTES: Final = 32 * MIB
 """Genesis ``consensus.max_block_bytes`` when the genesis does not set it."""
 MAX_PEER_MESSAGE_BYTES: Final = 64 * MIB
-"""A signed peer message: a proposal carries a whole block (``node.peers.DEFAULT_MAX_BYTES``
-states the same bound)."""
+"""A signed peer message: a proposal carries a whole block, a sync reply a batch of them."""
+MAX_PEER_SMALL_MESSAGE_BYTES: Final = 16 * KIB
+"""A signed vote, status or block request (a vote is about 400 bytes)."""
+MAX_PEER_COMMIT_MESSAGE_BYTES: Final = 1 * MIB
+"""A signed commit certificate (about 100 bytes per validator)."""
+MAX_SYNC_REPLY_BLOCK_BYTES: Final = 32 * MIB
+"""A sync reply stops adding blocks past this many block bytes (within the peer message bound)."""
+MAX_WAL_RECORD_BYTES: Final = 64 * MIB
+"""One write-ahead record: a signed message, its lock and, for a proposal, its block."""
 
 # --- HTTP request bodies, per route ----------------------------------------------------
 

@@ -62,6 +62,7 @@ from ledger.errors import (
     PeerUnknownSenderError,
 )
 from ledger.keys import PEER_DOMAIN, SIGNATURE_SIZE, SigningKey, signing_bytes, verify_bytes
+from ledger.limits import MAX_PEER_COMMIT_MESSAGE_BYTES, MAX_PEER_MESSAGE_BYTES, MAX_PEER_SMALL_MESSAGE_BYTES
 from node.handshake import HEADER_TOKEN, Challenge, PeerHello, SessionGrant, format_token
 
 PEER_PREFIX = "/peer/v1"
@@ -71,15 +72,15 @@ HELLO_PATH = f"{PEER_PREFIX}/hello"
 HEADER_KIND = "X-ZL-Peer-Kind"
 MEDIA_TYPE = "application/msgpack"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = MAX_PEER_MESSAGE_BYTES
 """Largest signed peer message accepted (a block batch for sync fits comfortably)."""
-SMALL_KIND_MAX_BYTES = 16 * 1024
+SMALL_KIND_MAX_BYTES = MAX_PEER_SMALL_MESSAGE_BYTES
 PEER_KIND_MAX_BYTES: dict[str, int] = {
     "vote": SMALL_KIND_MAX_BYTES,
     "status": SMALL_KIND_MAX_BYTES,
     "get_block": SMALL_KIND_MAX_BYTES,
     "get_blocks": SMALL_KIND_MAX_BYTES,
-    "commit": 1024 * 1024,
+    "commit": MAX_PEER_COMMIT_MESSAGE_BYTES,
 }
 """Largest whole signed message per kind, where it is far below the node's limit (a vote
 is about 400 bytes, a certificate about 100 per validator); other kinds (``proposal``

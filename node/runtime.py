@@ -39,11 +39,13 @@ from ledger.encoding import H, cb, decode_cb, expect_bytes, expect_int, expect_l
 from ledger.errors import BlockError, ConfigError, LedgerError, NodeUnavailableError, PeerMalformedError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
+from ledger.limits import MAX_SUBMISSION_BATCH, MAX_SYNC_REPLY_BLOCK_BYTES
 from ledger.store import LevelDBStore
 from ledger.transition import (
     ExecutedBlock,
     build_block,
     commit_block,
+    compute_verified_envelope,
     execute_block,
     validate_block_time_bound,
 )
@@ -88,6 +90,7 @@ from node.driver import (
 from node.evidence import EvidenceLog
 from node.mempool import STATUS_COMMITTED, STATUS_PENDING, STATUS_REJECTED, Mempool
 from node.messages import SignedProposal
+from node.offload import ADMISSION_CHUNK, run_off_loop
 from node.peers import PeerMessage, PeerNetwork, TlsConfig
 from node.wal import WriteAheadLog
 
@@ -97,7 +100,7 @@ SYNC_INTERVAL_S = 1.0
 STALL_MS = 3_000
 """With no new block for this long, the periodic tick syncs even if no peer looks ahead."""
 SYNC_BATCH = 50
-SYNC_MAX_BYTES = 32 * 1024 * 1024
+SYNC_MAX_BYTES = MAX_SYNC_REPLY_BLOCK_BYTES
 MAX_ROUNDS_AHEAD_FOR_BLOCKS = 8
 """A proposal's block is kept only for rounds up to this far beyond the machine's own:
 a proposer re-sends its proposal every ``rebroadcast_ms``, so nothing is lost, and a
@@ -552,8 +555,10 @@ class Node:
         handler = self._peer_handlers.get(message.kind)
         if handler is None:
             raise PeerMalformedError(f"expected a known message kind, got {message.kind!r}")
-        result: bytes | None = handler(message.sender, message.body)
-        return result
+        result = handler(message.sender, message.body)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result  # type: ignore[no-any-return]
 
     @property
     def _peer_handlers(self) -> dict[str, Any]:
@@ -613,13 +618,14 @@ class Node:
         )
         self.events.put_nowait(CommitSeen(sender, commit))
 
-    def _on_txs_message(self, sender: int, body: bytes) -> bytes:
-        for item in expect_list(decode_cb(body), "txs")[:10_000]:
-            m = expect_map(item, "tx", frozenset({"tx", "doc"}))
-            doc = m["doc"]
-            content = None if doc is None else expect_bytes(doc, "doc")
-            with contextlib.suppress(LedgerError):
-                self.mempool.add(expect_bytes(m["tx"], "tx"), content)
+    async def _on_txs_message(self, sender: int, body: bytes) -> bytes:
+        """A peer's batch: decoded and signature-checked beside the loop, admitted in chunks."""
+        entries = await run_off_loop(len(body), compute_verified_batch, body, self.genesis.chain_id)
+        for start in range(0, len(entries), ADMISSION_CHUNK):
+            for tx_bytes, content in entries[start:start + ADMISSION_CHUNK]:
+                with contextlib.suppress(LedgerError):
+                    self.mempool.add(tx_bytes, content)
+            await asyncio.sleep(0)  # votes are counted between chunks
         self.events.put_nowait(TxsPending(len(self.mempool)))
         return b""
 
@@ -775,6 +781,22 @@ class Node:
     def require_ready(self) -> None:
         if self._stopping:
             raise NodeUnavailableError("node is shutting down")
+
+
+def compute_verified_batch(body: bytes, chain_id: str) -> list[tuple[bytes, bytes | None]]:
+    """The entries of a peer's ``txs`` batch whose decoding, chain id and signature hold
+    (remembered as verified, so admission does not check the signature again). Pure."""
+    out: list[tuple[bytes, bytes | None]] = []
+    for item in expect_list(decode_cb(body), "txs")[:MAX_SUBMISSION_BATCH]:
+        m = expect_map(item, "tx", frozenset({"tx", "doc"}))
+        tx_bytes = expect_bytes(m["tx"], "tx")
+        content = None if m["doc"] is None else expect_bytes(m["doc"], "doc")
+        try:
+            compute_verified_envelope(tx_bytes, chain_id)
+        except LedgerError:
+            continue
+        out.append((tx_bytes, content))
+    return out
 
 
 def _ignore_outcome(task: asyncio.Future[Any]) -> None:

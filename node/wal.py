@@ -39,6 +39,7 @@ from typing import Any
 from ledger.blocks import SignedVote
 from ledger.encoding import cb, decode_cb, expect_bytes, expect_int, expect_list, expect_map
 from ledger.errors import StoreCorruptError
+from ledger.limits import MAX_WAL_RECORD_BYTES
 from node.consensus import LockRecord, PersistThenSend
 from node.durable import DurableAppender, create_durable, make_dirs_durable, replace_durable
 from node.messages import SignedProposal
@@ -48,7 +49,7 @@ FILE_MAGIC = b"ZLWAL\x00\x02\n"
 SYNC_SIZE = 8
 FILE_HEADER_SIZE = len(FILE_MAGIC) + SYNC_SIZE
 RECORD_HEADER_SIZE = SYNC_SIZE + 8
-MAX_RECORD_BYTES = 64 * 1024 * 1024
+MAX_RECORD_BYTES = MAX_WAL_RECORD_BYTES
 _LEGACY_HEADER = 8
 
 log = logging.getLogger(__name__)
