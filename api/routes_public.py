@@ -30,9 +30,9 @@ from ledger.errors import (
 )
 from ledger.limits import MAX_SUBMISSION_BATCH
 from ledger.transition import compute_verified_envelope
-from node.mempool import STATUS_PENDING
+from node.finality import STATUS_PENDING, TxResult
 from node.offload import ADMISSION_CHUNK
-from node.runtime import Node, TxResult
+from node.runtime import Node
 
 MAX_WAIT_S = 60.0
 MAX_HEIGHT = 2**64 - 1

@@ -20,12 +20,10 @@ from ledger.errors import LedgerError, MempoolFullError
 from ledger.limits import DEFAULT_MEMPOOL_MAX_BYTES, MAX_REJECTION_MESSAGE_CHARS, MAX_REJECTIONS_BYTES
 from ledger.transactions import Envelope
 from ledger.transition import BlockContext, apply_transaction
+from node.finality import STATUS_PENDING, STATUS_REJECTED
 
 _PENDING_BATCH_LIMIT = 200_000
 
-STATUS_PENDING = "pending"
-STATUS_COMMITTED = "committed"
-STATUS_REJECTED = "rejected"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,11 +35,11 @@ from ledger.blocks import (
     validate_commit,
 )
 from ledger.chain import OFFICER_ACTIVE, Chain
-from ledger.encoding import H, cb, decode_cb, expect_bytes, expect_int, expect_list, expect_map
-from ledger.errors import BlockError, ConfigError, LedgerError, NodeUnavailableError, PeerMalformedError
+from ledger.encoding import H, cb, decode_cb, expect_bytes, expect_list, expect_map
+from ledger.errors import ConfigError, LedgerError, NodeUnavailableError, PeerMalformedError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from ledger.limits import MAX_SUBMISSION_BATCH, MAX_SYNC_REPLY_BLOCK_BYTES
+from ledger.limits import MAX_SUBMISSION_BATCH
 from ledger.store import LevelDBStore
 from ledger.transition import (
     ExecutedBlock,
@@ -88,10 +88,12 @@ from node.driver import (
     new_driver,
 )
 from node.evidence import EvidenceLog
-from node.mempool import STATUS_COMMITTED, STATUS_PENDING, STATUS_REJECTED, Mempool
+from node.finality import STATUS_COMMITTED, STATUS_PENDING, STATUS_REJECTED, FinalityWaiters, TxResult
+from node.mempool import Mempool
 from node.messages import SignedProposal
 from node.offload import ADMISSION_CHUNK, run_off_loop
 from node.peers import PeerMessage, PeerNetwork, TlsConfig
+from node.sync import BlockSync, fetch_block, serve_block, serve_blocks, serve_status
 from node.wal import WriteAheadLog
 
 log = logging.getLogger("zoneledger.node")
@@ -99,8 +101,6 @@ log = logging.getLogger("zoneledger.node")
 SYNC_INTERVAL_S = 1.0
 STALL_MS = 3_000
 """With no new block for this long, the periodic tick syncs even if no peer looks ahead."""
-SYNC_BATCH = 50
-SYNC_MAX_BYTES = MAX_SYNC_REPLY_BLOCK_BYTES
 MAX_ROUNDS_AHEAD_FOR_BLOCKS = 8
 """A proposal's block is kept only for rounds up to this far beyond the machine's own:
 a proposer re-sends its proposal every ``rebroadcast_ms``, so nothing is lost, and a
@@ -132,29 +132,6 @@ class Metrics:
     rounds_started: int = 0
     last_commit_time: float = field(default_factory=time.monotonic)
     request_latency: dict[str, list[float]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class TxResult:
-    """What a node can say about one transaction."""
-
-    tx_hash: bytes
-    status: str
-    height: int | None = None
-    log_index: int | None = None
-    block_hash: bytes | None = None
-    error_code: str | None = None
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"tx_hash": self.tx_hash.hex(), "status": self.status}
-        if self.height is not None:
-            out |= {"height": self.height, "log_index": self.log_index}
-        if self.block_hash is not None:
-            out["block_hash"] = self.block_hash.hex()
-        if self.error_code is not None:
-            out["error"] = {"type": self.error_code, "detail": self.error}
-        return out
 
 
 class Node:
@@ -202,11 +179,16 @@ class Node:
         self.executed: dict[bytes, ExecutedBlock] = {}
         self.verified_messages: OrderedDict[bytes, None] = OrderedDict()
         self.last_signed: dict[int, int] = {}
-        self.waiters: dict[bytes, list[asyncio.Future[TxResult]]] = {}
+        self.waiters = FinalityWaiters()
         self.metrics = Metrics()
         self.evidence_log = EvidenceLog(config.data_dir / "evidence")
         self._tasks: list[asyncio.Task[Any]] = []
-        self._sync_lock = asyncio.Lock()
+        self.sync = BlockSync(
+            self.chain,
+            verified=lambda: frozenset(self.mempool.verified),
+            on_applied=self._after_commit,
+            on_peer_head=lambda index, height: self.events.put_nowait(PeerAt(index, height + 1)),
+        )
         self._stopping = False
 
     # --- lifecycle ------------------------------------------------------------------
@@ -378,22 +360,10 @@ class Node:
         self.events.put_nowait(BlockValidity(request.height, request.block_hash, valid))
 
     async def _fetch_block(self, height: int, block_hash: bytes) -> Block | None:
-        """Ask peers for a block we know only by hash (decided by precommits we saw)."""
-        for index in self._peers_by_height():
-            try:
-                raw = await self.peers.request(index, "get_block", cb({"height": height, "block_hash": block_hash}))
-                value = decode_cb(raw)
-            except LedgerError:
-                continue
-            if isinstance(value, bytes):
-                try:
-                    block = Block.decode(value)
-                except LedgerError:
-                    continue
-                if block.block_hash == block_hash:
-                    self._remember_block(block)
-                    return block
-        return None
+        block = await fetch_block(self.peers, self._peers_by_height(), height, block_hash)
+        if block is not None:
+            self._remember_block(block)
+        return block
 
     async def _decide(self, decision: Decide) -> None:
         if decision.height != self.chain.height + 1:
@@ -521,32 +491,10 @@ class Node:
 
     async def wait_final(self, tx_hashes: list[bytes], timeout_s: float) -> list[TxResult]:
         """Wait until each transaction is committed or rejected, or the timeout passes."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[TxResult]] = []
-        for tx_hash in tx_hashes:
-            result = self.tx_result(tx_hash)
-            future: asyncio.Future[TxResult] = loop.create_future()
-            if result is not None and result.status != STATUS_PENDING:
-                future.set_result(result)
-            else:
-                self.waiters.setdefault(tx_hash, []).append(future)
-            futures.append(future)
-        pending = [f for f in futures if not f.done()]
-        if pending and timeout_s > 0:
-            await asyncio.wait(pending, timeout=timeout_s)
-        results = []
-        for tx_hash, future in zip(tx_hashes, futures, strict=True):
-            if future.done():
-                results.append(future.result())
-            else:
-                future.cancel()
-                results.append(self.tx_result(tx_hash) or TxResult(tx_hash, STATUS_PENDING))
-        return results
+        return await self.waiters.wait_final(tx_hashes, timeout_s, self.tx_result)
 
     def _resolve(self, tx_hash: bytes, result: TxResult) -> None:
-        for future in self.waiters.pop(tx_hash, []):
-            if not future.done():
-                future.set_result(result)
+        self.waiters.resolve(tx_hash, result)
 
     # --- peers ------------------------------------------------------------------------
 
@@ -630,34 +578,13 @@ class Node:
         return b""
 
     def _on_status_request(self, sender: int, body: bytes) -> bytes:
-        return cb({"height": self.chain.height, "block_hash": self.chain.head_hash})
+        return serve_status(self.chain)
 
     def _on_get_blocks_request(self, sender: int, body: bytes) -> bytes:
-        m = expect_map(decode_cb(body), "get_blocks", frozenset({"from", "count"}))
-        start = expect_int(m["from"], "from", 1)
-        count = min(expect_int(m["count"], "count", 1), SYNC_BATCH)
-        out = []
-        size = 0
-        for height in range(start, min(start + count, self.chain.height + 1)):
-            raw = self.chain.get_block_bytes(height)
-            commit = self.chain.get_commit(height)
-            if raw is None or commit is None:
-                break
-            out.append({"block": raw, "commit": commit.encode()})
-            size += len(raw)
-            if size > SYNC_MAX_BYTES:
-                break
-        return cb(out)
+        return serve_blocks(self.chain, body)
 
     def _on_get_block_request(self, sender: int, body: bytes) -> bytes:
-        m = expect_map(decode_cb(body), "get_block", frozenset({"height", "block_hash"}))
-        wanted = expect_bytes(m["block_hash"], "block_hash", 32)
-        found = self.blocks.get(wanted)
-        if found is None:
-            height = expect_int(m["height"], "height", 1)
-            stored = self.chain.get_block(height) if height <= self.chain.height else None
-            found = stored if stored is not None and stored.block_hash == wanted else None
-        return cb(None if found is None else found.encode())
+        return serve_block(self.chain, self.blocks, body)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -705,47 +632,8 @@ class Node:
         Each applied block is reported to the driver at once (through the event queue),
         which never replaces a machine that already entered the next height.
         """
-        async with self._sync_lock:
-            applied = 0
-            for index in self._peers_by_height():
-                try:
-                    status = expect_map(decode_cb(await self.peers.request(index, "status", b"")), "status")
-                except LedgerError:
-                    continue
-                their_height = status.get("height")
-                if not isinstance(their_height, int) or their_height < 0:
-                    continue
-                self.events.put_nowait(PeerAt(index, their_height + 1))
-                while their_height > self.chain.height:
-                    got = await self._fetch_and_apply(index)
-                    if not got:
-                        break
-                    applied += got
-            self.metrics.synced_blocks += applied
-            return applied
-
-    async def _fetch_and_apply(self, index: int) -> int:
-        try:
-            raw = await self.peers.request(index, "get_blocks", cb({"from": self.chain.height + 1, "count": SYNC_BATCH}))
-            items = expect_list(decode_cb(raw), "blocks")
-        except LedgerError as exc:
-            log.info("sync from validator %d failed: %s", index, exc.one_line())
-            return 0
-        applied = 0
-        for item in items:
-            m = expect_map(item, "block", frozenset({"block", "commit"}))
-            block = Block.decode(expect_bytes(m["block"], "block"))
-            commit = CommitCertificate.decode(expect_bytes(m["commit"], "commit"))
-            if block.height != self.chain.height + 1:
-                break
-            try:
-                executed = execute_block(self.chain, block, verified=frozenset(self.mempool.verified))
-                commit_block(self.chain, executed, commit)
-            except (BlockError, LedgerError) as exc:
-                log.warning("block %d from validator %d refused: %s", block.height, index, exc.one_line())
-                return applied
-            self._after_commit(executed, commit)
-            applied += 1
+        applied = await self.sync.sync_once(self.peers, self._peers_by_height())
+        self.metrics.synced_blocks += applied
         return applied
 
     # --- views for the API ---------------------------------------------------------

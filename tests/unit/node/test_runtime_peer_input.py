@@ -160,3 +160,17 @@ def test_a_peers_big_txs_batch_does_not_hold_the_loop(alliance_and_node: tuple[A
         return longest
 
     assert asyncio.run(go()) < 0.2
+
+
+def test_waiting_on_hashes_that_never_become_final_leaves_nothing_behind() -> None:
+    """Regression: a timed-out ``?wait=`` left its futures in the node's waiters for ever."""
+    from node.finality import STATUS_PENDING, FinalityWaiters
+
+    waiters = FinalityWaiters()
+
+    async def go() -> list[str]:
+        results = await waiters.wait_final([bytes([i]) * 32 for i in range(50)], 0.01, lambda _h: None)
+        return [r.status for r in results]
+
+    assert asyncio.run(go()) == [STATUS_PENDING] * 50
+    assert len(waiters) == 0
