@@ -60,15 +60,13 @@ from node.votes import AddResult, VoteBook
 
 __all__ = [
     "Action", "BlockReady", "BlockValidity", "Broadcast", "CommitReceived", "ConsensusConfig",
-    "ConsensusState", "Decide", "Event", "LockRecord", "MUTATIONS", "PRECOMMIT_STEP", "PREVOTE_STEP",
+    "ConsensusState", "Decide", "Event", "LockRecord", "PRECOMMIT_STEP", "PREVOTE_STEP",
     "PROPOSE_STEP", "PersistThenSend", "ProposalReceived", "ReportEvidence", "RequestBlock",
     "ScheduleTimeout", "StartHeight", "TimeoutFired", "TimeoutKind", "ValidateBlock", "VoteReceived",
     "compute_timeout", "new_state", "restore", "step",
 ]
 
 PROPOSE_STEP, PREVOTE_STEP, PRECOMMIT_STEP = 0, 1, 2
-MUTATIONS = frozenset({"no_lock", "no_valid_value", "no_round_skip", "no_write_ahead"})
-"""Test-only switches that plant a known bug (the simulator must catch each)."""
 
 
 # --- configuration and state ----------------------------------------------------------
@@ -92,8 +90,6 @@ class ConsensusConfig:
     """Per-round growth of every timeout, and the base prevote/precommit timeout."""
     rebroadcast_ms: int = 2000
     """Re-send own latest messages when a round lasts this long."""
-    mutations: frozenset[str] = frozenset()
-    """Planted bugs for tests (see :data:`MUTATIONS`); empty in production."""
 
     @property
     def n(self) -> int:
@@ -235,10 +231,10 @@ def on_vote(s: ConsensusState, signed: SignedVote, out: list[Action]) -> None:
         if v.height == s.height + 1:
             _buffer_future(s, signed)
         return
-    result, evidence = s.book.add_vote(signed)
+    result, evidence = s.book.add_vote(signed, horizon=s.round + 1)
     if evidence is not None:
         out.append(ReportEvidence(evidence))
-    if result is AddResult.DUPLICATE:
+    if result is AddResult.DUPLICATE or result is AddResult.IGNORED:
         return
     if v.type == PRECOMMIT:
         on_precommit_quorum(s, v.round, out)
@@ -256,7 +252,7 @@ def on_proposal_message(s: ConsensusState, signed: SignedProposal, out: list[Act
         return
     if p.proposer != compute_proposer(p.height, p.round, s.config.n):
         return
-    result, evidence = s.book.add_proposal(signed)
+    result, evidence = s.book.add_proposal(signed, horizon=s.round + 1)
     if evidence is not None:
         out.append(ReportEvidence(evidence))
     if result is AddResult.ADDED and p.round > s.round:
@@ -318,8 +314,7 @@ def on_proposal(s: ConsensusState, out: list[Action]) -> None:
     valid = _is_valid(s, v, out)
     if valid is None:
         return
-    unlocked = s.locked_round == -1 or s.locked_value == v or "no_lock" in s.config.mutations
-    _vote(s, PREVOTE, v if valid and unlocked else None, out)
+    _vote(s, PREVOTE, v if valid and is_free_to_prevote(s, v, -1) else None, out)
     s.step = PREVOTE_STEP
 
 
@@ -329,14 +324,27 @@ def on_proposal_with_pol(s: ConsensusState, out: list[Action]) -> None:
     if s.step != PROPOSE_STEP or signed is None:
         return
     p = signed.proposal
-    if not 0 <= p.pol_round < s.round or s.book.count(p.pol_round, PREVOTE, p.block_hash) < s.config.quorum:
+    if not is_pol_shown(s, p.block_hash, p.pol_round):
         return
     valid = _is_valid(s, p.block_hash, out)
     if valid is None:
         return
-    unlocked = s.locked_round <= p.pol_round or s.locked_value == p.block_hash or "no_lock" in s.config.mutations
-    _vote(s, PREVOTE, p.block_hash if valid and unlocked else None, out)
+    _vote(s, PREVOTE, p.block_hash if valid and is_free_to_prevote(s, p.block_hash, p.pol_round) else None, out)
     s.step = PREVOTE_STEP
+
+
+def is_free_to_prevote(s: ConsensusState, v: bytes, pol_round: int) -> bool:
+    """Lines 23 and 29: not locked on another value since ``pol_round`` (-1: a fresh proposal).
+
+    ``lockedRound = -1 or lockedValue = v`` for a fresh proposal is this rule with
+    ``vr = -1``, since ``lockedRound >= -1``.
+    """
+    return s.locked_round <= pol_round or s.locked_value == v
+
+
+def is_pol_shown(s: ConsensusState, v: bytes, pol_round: int) -> bool:
+    """Line 28: ``0 <= vr < r`` and 2f+1 PREVOTE(h, vr, v) were seen (the proof-of-lock)."""
+    return 0 <= pol_round < s.round and s.book.count(pol_round, PREVOTE, v) >= s.config.quorum
 
 
 def on_prevote_any_quorum(s: ConsensusState, out: list[Action]) -> None:
@@ -398,7 +406,7 @@ def on_precommit_quorum(s: ConsensusState, round_: int, out: list[Action]) -> No
 
 def on_f_plus_one_higher_round(s: ConsensusState, round_: int, out: list[Action]) -> None:
     """Lines 55-56: f+1 messages of a round above ours: jump to that round."""
-    if "no_round_skip" in s.config.mutations or s.decided is not None:
+    if s.decided is not None:
         return
     if round_ > s.round and s.book.count_senders(round_) >= s.config.skip_threshold:
         _start_round(s, round_, out)
@@ -441,25 +449,40 @@ def compute_timeout(config: ConsensusConfig, kind: TimeoutKind, round_: int) -> 
 
 def get_latest_messages(s: ConsensusState) -> list[ConsensusMessage]:
     """Own messages of the previous and the current round, the proof-of-lock of the valid
-    value, and the certificate of the previous height.
+    value, the 2f+1 precommits of the previous round, and the certificate of the
+    previous height.
 
     This is the gossip Algorithm 1 assumes: every message of a correct validator in the
     rounds the honest validators are still in is eventually re-delivered, so after GST
     validators behind by one round catch up through line 65 and those further behind
-    through the f+1 skip of line 55.
+    through the f+1 skip of line 55. Algorithm 1 also assumes that a message one correct
+    validator received reaches every correct validator; own messages alone do not give
+    that: a Byzantine validator that shows its precommit to one validator only (and then
+    falls silent) lets that one leave the round while the others wait for a 2f+1 they
+    can never see. So the precommits that let this machine leave the previous round are
+    relayed too (:func:`get_round_change_proof`).
     """
     found: list[ConsensusMessage] = []
-    if s.round in s.own_proposals:
-        found.extend(get_pol(s))  # the proposer justifies a re-proposal
     for round_ in (s.round - 1, s.round):
         if round_ in s.own_proposals:
             found.append(s.own_proposals[round_])
         for vote_type in (PREVOTE, PRECOMMIT):
             if (round_, vote_type) in s.own_votes:
                 found.append(s.own_votes[(round_, vote_type)])
+    if s.round in s.own_proposals:
+        found.extend(get_pol(s))  # the proposer justifies a re-proposal (after it: see VoteBook.is_wanted)
+    found.extend(get_round_change_proof(s))
     if s.last_commit is not None:
         found.append(s.last_commit)
     return found
+
+
+def get_round_change_proof(s: ConsensusState) -> list[SignedVote]:
+    """Other validators' precommits of the previous round, when they are 2f+1 (line 47)."""
+    box = s.book.rounds.get((s.round - 1, PRECOMMIT)) if s.round > 0 else None
+    if box is None or len(box.votes) < s.config.quorum:
+        return []
+    return [vote for validator, vote in sorted(box.votes.items()) if validator != s.config.index]
 
 
 def get_pol(s: ConsensusState) -> list[SignedVote]:
@@ -474,8 +497,17 @@ def get_lock(s: ConsensusState) -> LockRecord:
 
 
 def _start_round(s: ConsensusState, round_: int, out: list[Action]) -> None:
-    """Lines 11-21: enter ``round_``; the proposer proposes, everyone arms timeout_propose."""
+    """Lines 11-21: enter ``round_``; the proposer proposes, everyone arms timeout_propose.
+
+    A ``valid(v) = false`` answer holds for the round it was given in: the driver also
+    answers false when it could not get the block at all (peers unreachable), and a
+    validator that kept that answer for the whole height would prevote nil for a good
+    block in every later round. So negative answers are forgotten here and asked again.
+    """
     s.round, s.step = round_, PROPOSE_STEP
+    for block_hash in [block_hash for block_hash, valid in s.validity.items() if not valid]:
+        del s.validity[block_hash]
+        s.requested.discard(block_hash)
     if (round_, PRECOMMIT) in s.own_votes:  # resuming after a restart
         s.step = PRECOMMIT_STEP
     elif (round_, PREVOTE) in s.own_votes:
@@ -483,13 +515,19 @@ def _start_round(s: ConsensusState, round_: int, out: list[Action]) -> None:
     if compute_proposer(s.height, round_, s.config.n) == s.config.index:
         if round_ in s.own_proposals:
             out.append(Broadcast(s.own_proposals[round_]))
-        elif s.valid_value is not None and "no_valid_value" not in s.config.mutations:
-            _propose(s, s.valid_value, s.valid_round, out)  # lines 15-16
-            out.extend(Broadcast(prevote) for prevote in get_pol(s))  # the proof-of-lock travels along
+        elif s.valid_value is not None:
+            propose_valid_value(s, out)
         else:
             out.append(RequestBlock(s.height, round_))  # line 18: getValue()
     out.append(ScheduleTimeout("propose", s.height, round_, compute_timeout(s.config, "propose", round_)))
     out.append(ScheduleTimeout("rebroadcast", s.height, round_, s.config.rebroadcast_ms))
+
+
+def propose_valid_value(s: ConsensusState, out: list[Action]) -> None:
+    """Lines 15-16: re-propose ``validValue`` with ``validRound``; its proof-of-lock travels along."""
+    assert s.valid_value is not None
+    _propose(s, s.valid_value, s.valid_round, out)
+    out.extend(Broadcast(prevote) for prevote in get_pol(s))
 
 
 def _propose(s: ConsensusState, block_hash: bytes, pol_round: int, out: list[Action]) -> None:
@@ -498,7 +536,7 @@ def _propose(s: ConsensusState, block_hash: bytes, pol_round: int, out: list[Act
     signed = sign_proposal(Proposal(c.chain_id, s.height, s.round, block_hash, pol_round, c.index), c.key)
     s.own_proposals[s.round] = signed
     s.book.add_proposal(signed)
-    out.append(_emit(s, signed))
+    out.append(compute_send_action(s, signed))
 
 
 def _vote(s: ConsensusState, vote_type: str, value: bytes | None, out: list[Action]) -> None:
@@ -512,14 +550,13 @@ def _vote(s: ConsensusState, vote_type: str, value: bytes | None, out: list[Acti
     signed = Vote(c.chain_id, vote_type, s.height, s.round, value, c.index).sign(c.key)
     s.own_votes[key] = signed
     s.book.add_vote(signed)
-    out.append(_emit(s, signed))
+    out.append(compute_send_action(s, signed))
     if vote_type == PRECOMMIT:
         on_precommit_quorum(s, s.round, out)
 
 
-def _emit(s: ConsensusState, message: SignedVote | SignedProposal) -> Action:
-    if "no_write_ahead" in s.config.mutations:
-        return Broadcast(message)  # planted bug: sent without being persisted first
+def compute_send_action(s: ConsensusState, message: SignedVote | SignedProposal) -> Action:
+    """A message just signed leaves through the write-ahead log, with the lock it was signed under."""
     return PersistThenSend(message, get_lock(s))
 
 

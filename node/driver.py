@@ -223,7 +223,7 @@ def drive(d: DriverState, item: Event | DriverInput, now_ms: int) -> tuple[Drive
     elif isinstance(item, SyncTick):
         on_sync_tick(d, now_ms, out)
     elif isinstance(item, SyncFinished):
-        d.syncing = False
+        on_sync_finished(d, now_ms, out)
     elif isinstance(item, DecideFailed):
         request_sync(d, out)
     elif isinstance(item, WalWriteFailed):
@@ -282,6 +282,12 @@ def on_sync_tick(d: DriverState, now_ms: int, out: list[Command]) -> None:
     behind = any(h > d.head + 1 for h in d.peer_heights.values())
     if behind or now_ms - d.head_seen_ms >= d.config.stall_ms:
         request_sync(d, out)
+
+
+def on_sync_finished(d: DriverState, now_ms: int, out: list[Command]) -> None:
+    """The sync is over. Whatever it applied was reported block by block as
+    :class:`HeadAdvanced`; the machine is left as those made it (never replaced here)."""
+    d.syncing = False
 
 
 def on_wal_write_failed(d: DriverState, failed: WalWriteFailed, out: list[Command]) -> None:

@@ -12,9 +12,13 @@ second one is evidence. Signatures are checked by the driver before votes get he
 The book is bounded whatever a Byzantine validator signs
 (``docs/decisions/0011-vote-book-bounds.md``):
 
-* per validator and (round, type), at most :data:`MAX_VALUES_PER_VOTER` different
-  values are kept: the first (counted everywhere) and one conflicting (evidence, and
-  counted for its own value as above); a third is ignored;
+* per validator and (round, type), :data:`MAX_VALUES_PER_VOTER` different values are
+  kept: the first (counted everywhere) and one conflicting (evidence, and counted for
+  its own value as above); a further value is kept only if a proposal the book holds
+  makes it matter (the value of that round's proposal, or of a re-proposal naming that
+  round as its ``pol_round``), else ignored. Without that exception, validators that
+  saw an equivocator's values in different orders could disagree for ever on whether a
+  proof-of-lock has 2f+1 prevotes (the simulator found such a stall);
 * messages of rounds up to ``horizon`` (the machine's round + 1) are always taken;
   beyond it, each validator may occupy at most :data:`MAX_CATCHUP_ROUNDS` rounds at a
   time, as CometBFT's per-peer catch-up rounds. A validator's message for a higher far
@@ -22,9 +26,10 @@ The book is bounded whatever a Byzantine validator signs
   lower one is ignored; a far round that comes within the horizon is ordinary again;
 * at most :data:`MAX_EVIDENCE_PER_VALIDATOR` pieces of evidence per validator.
 
-So a book holds at most about ``2 x 2 x n x (round + 2 + MAX_CATCHUP_ROUNDS)`` votes,
-and honest validators far ahead still reach a lagging one: their newest rounds always
-fit, which is what the f+1 round skip needs.
+So a book's size grows with the rounds the machine went through, never with what a
+Byzantine validator chooses to sign (``node.sim.invariants.compute_book_bound``), and
+honest validators far ahead still reach a lagging one: their newest rounds always fit,
+which is what the f+1 round skip needs.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from node.messages import SignedProposal
 MAX_CATCHUP_ROUNDS = 2
 """Rounds beyond the machine's next one that one validator's messages may occupy at a time."""
 MAX_VALUES_PER_VOTER = 2
-"""Different values kept per validator and (round, type): the counted one and one conflicting."""
+"""Different values kept per validator and (round, type) whatever it signs: the counted one
+and one conflicting (more only for values a kept proposal names, see :meth:`VoteBook.is_wanted`)."""
 MAX_EVIDENCE_PER_VALIDATOR = 8
 """Pieces of evidence one book keeps against one validator (it is proven faulty by the first)."""
 
@@ -131,7 +137,12 @@ class VoteBook:
             return AddResult.DUPLICATE, None
         first = box.votes.get(v.validator)
         if first is not None and v.validator in box.conflicts:
-            return AddResult.IGNORED, None  # a third value: the two kept already prove the equivocation
+            if not self.is_wanted(v.round, v.type, v.block_hash):
+                return AddResult.IGNORED, None  # the two kept already prove the equivocation
+            if voters is None:
+                voters = box.by_value[v.block_hash] = {}
+            voters[v.validator] = signed
+            return AddResult.CONFLICT, None
         if voters is None:
             voters = box.by_value[v.block_hash] = {}
         voters[v.validator] = signed
@@ -155,6 +166,18 @@ class VoteBook:
         if first.proposal == p:
             return AddResult.DUPLICATE, None
         return AddResult.CONFLICT, self._record(first, signed)
+
+    def is_wanted(self, round_: int, vote_type: str, block_hash: bytes | None) -> bool:
+        """Whether a proposal in the book makes votes for ``block_hash`` in (round, type) count:
+        it is the round's proposal, or (prevotes) a re-proposal with ``pol_round = round``."""
+        if block_hash is None:
+            return False
+        proposal = self.proposals.get(round_)
+        if proposal is not None and proposal.proposal.block_hash == block_hash:
+            return True
+        return vote_type == PREVOTE and any(
+            p.proposal.pol_round == round_ and p.proposal.block_hash == block_hash for p in self.proposals.values()
+        )
 
     def _admit_far(self, validator: int, round_: int, horizon: int) -> bool:
         """Whether ``validator``'s message for ``round_`` beyond the horizon may be kept."""
@@ -180,7 +203,7 @@ class VoteBook:
             if box is None:
                 continue
             box.votes.pop(validator, None)
-            box.conflicts.pop(validator, None)
+            box.conflicts.pop(validator, None)  # and any further wanted values, below
             for value in [value for value, voters in box.by_value.items() if validator in voters]:
                 del box.by_value[value][validator]
                 if not box.by_value[value]:
@@ -235,8 +258,9 @@ class VoteBook:
         return len(self.senders.get(round_, ()))
 
     def get_size(self) -> int:
-        """Messages kept: votes (each validator's one or two values) plus proposals."""
-        return sum(len(box.votes) + len(box.conflicts) for box in self.rounds.values()) + len(self.proposals)
+        """Messages kept: votes plus proposals."""
+        votes = sum(len(voters) for box in self.rounds.values() for voters in box.by_value.values())
+        return votes + len(self.proposals)
 
 
 __all__ = [

@@ -1,21 +1,26 @@
 """Schedule runs of the consensus simulator, and proof that it can fail.
 
-The default run covers a few hundred schedules; ``pytest -m slow`` runs the long ones
-(the figures in docs/BENCHMARKS.md come from ``zoneledger sim``, see there).
+The default run covers a few hundred schedules and catches every planted bug on a
+small budget; ``pytest -m slow`` runs the long ones (the figures in docs/BENCHMARKS.md
+come from ``zoneledger sim``, see there).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from node.sim import run_many, run_schedule
-from node.sim_faults import SimParams
+from node import consensus, driver, votes
+from node.sim import BEHAVIORS, SimParams, run_many, run_schedule
+from node.sim.core import MAX_ROUNDS_AHEAD_FOR_BLOCKS, STALL_MS, SYNC_BATCH, SYNC_TICK_MS
+from node.sim.invariants import compute_book_bound
+from node.sim.mutants import PLANTED_BUGS, measure_detection, planted
 from scripts.cli import main
 
 
 def test_n4_random_faults_are_safe_and_live() -> None:
     summary = run_many(11, 150, SimParams(validators=4))
     assert summary.line() == "schedules: 150, decided heights: 450, safety violations: 0, liveness failures: 0"
+    assert summary.synced_blocks > 0 and summary.restarts > 0  # catch-up and restarts were exercised
 
 
 def test_n7_random_faults_are_safe_and_live() -> None:
@@ -24,14 +29,24 @@ def test_n7_random_faults_are_safe_and_live() -> None:
     assert summary.decided_heights == 60
 
 
+@pytest.mark.parametrize("behavior", BEHAVIORS)
+@pytest.mark.parametrize(("n", "count"), [(4, 10), (7, 4)])
+def test_each_adversary_alone_is_survived(behavior: str, n: int, count: int) -> None:
+    f = (n - 1) // 3
+    summary = run_many(5, count, SimParams(validators=n, byzantine=f, crash=0, behaviors=(behavior,)))
+    assert (summary.safety_violations, summary.liveness_failures) == (0, 0)
+    assert summary.decided_heights == 3 * count
+
+
 def test_replay_reproduces_a_schedule_exactly() -> None:
     params = SimParams(validators=4, byzantine=1, crash=0)
     first, second = run_schedule(424242, params), run_schedule(424242, params)
-    assert (first.messages, first.events, first.end_ms, first.evidence) == (
+    assert (first.messages, first.events, first.end_ms, first.evidence, first.syncs) == (
         second.messages,
         second.events,
         second.end_ms,
         second.evidence,
+        second.syncs,
     )
 
 
@@ -50,31 +65,81 @@ def test_more_than_f_byzantine_can_fork() -> None:
     assert any("agreement" in line for line in summary.failures[0].safety)
 
 
-# --- planted bugs: each must be caught within a bounded number of schedules ---------
+def test_far_future_votes_leave_every_book_bounded() -> None:
+    params = SimParams(validators=4, byzantine=1, crash=0, behaviors=("far_future",))
+    summary = run_many(5, 12, params)
+    assert (summary.safety_violations, summary.liveness_failures) == (0, 0)
+    assert 0 < summary.max_book <= compute_book_bound(4, 0)
+    with planted("book_bound"):  # the same adversary against a book without the round bound
+        unbounded = run_many(5, 12, params)
+    assert any("memory" in line for failure in unbounded.failures for line in failure.safety)
 
 
-@pytest.mark.parametrize(
-    ("mutation", "params", "seed", "bound", "kind"),
-    [
-        ("no_lock", SimParams(validators=4, heights=6, byzantine=1, behaviors=("twins",)), 7, 300, "agreement"),
-        ("no_valid_value", SimParams(validators=4), 1, 100, "liveness"),
-        ("no_round_skip", SimParams(validators=4, heights=6, byzantine=1, crash=1, behaviors=("double_vote",)), 1, 300, "liveness"),
-        ("no_write_ahead", SimParams(validators=4), 1, 100, "double-sign"),
-    ],
-)
-def test_simulator_catches_planted_bug(mutation: str, params: SimParams, seed: int, bound: int, kind: str) -> None:
-    planted = SimParams(**{**_fields(params), "mutations": frozenset({mutation})})
-    summary = run_many(seed, bound, planted, stop_on_failure=True)
-    assert summary.failures, f"{mutation} not caught in {bound} schedules"
-    failure = summary.failures[0]
-    assert any(kind in line for line in failure.safety + failure.liveness)
-    # the printed seed reproduces the failure
-    again = run_schedule(failure.schedule.seed, planted)
+def test_catch_up_goes_through_sync_with_slow_status_peers() -> None:
+    """The catch-up race: blocks applied by sync while the status of a slow peer is awaited."""
+    summary = run_many(3, 40, SimParams(validators=4, byzantine=0, crash=1))
+    assert (summary.safety_violations, summary.liveness_failures) == (0, 0)
+    assert summary.syncs > 0 and summary.synced_blocks > 0
+
+
+# --- planted bugs: each caught on a small budget, from a seed known to catch it ------
+
+SMALL = {
+    "lock": (1, 10, "lock"),
+    "pol_check": (2, 10, "proof-of-lock"),
+    "valid_value": (1, 10, "liveness"),
+    "round_skip": (6, 10, "liveness"),
+    "write_ahead": (3, 10, "double-sign"),
+    "catchup_rebuild": (1, 10, "double-sign"),
+    "book_bound": (7, 10, "memory"),
+}
+
+
+def test_every_planted_bug_has_a_small_budget_test() -> None:
+    assert set(SMALL) == set(PLANTED_BUGS)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_simulator_catches_planted_bug(name: str) -> None:
+    seed, budget, kind = SMALL[name]
+    detection = measure_detection(name, seeds=1, budget=budget, first_seed=seed)
+    assert detection.caught == 1, f"{name} not caught in {budget} schedules from seed {seed}"
+    assert detection.kinds == {kind: 1}
+
+
+def test_planted_bug_failure_replays_and_needs_the_bug() -> None:
+    params = SimParams()
+    with planted("write_ahead"):
+        summary = run_many(3, 10, params, stop_on_failure=True)
+        failure = summary.failures[0]
+        again = run_schedule(failure.schedule.seed, params)
     assert again.safety == failure.safety and again.liveness == failure.liveness
+    assert run_schedule(failure.schedule.seed, params).ok  # the same schedule passes without the bug
 
 
-def _fields(params: SimParams) -> dict[str, object]:
-    return {name: getattr(params, name) for name in params.__dataclass_fields__}
+def test_planted_bugs_are_removed_after_the_run() -> None:
+    originals = {
+        (owner, attr): getattr(owner, attr) for bug in PLANTED_BUGS.values() for owner, attr, _ in bug.patches
+    }
+    for name in PLANTED_BUGS:
+        with planted(name):
+            pass
+    assert all(getattr(owner, attr) is original for (owner, attr), original in originals.items())
+    assert not hasattr(consensus, "MUTATIONS") and "mutations" not in consensus.ConsensusConfig.__dataclass_fields__
+    assert (consensus.is_free_to_prevote.__module__, driver.on_sync_finished.__module__) == ("node.consensus", "node.driver")
+    assert votes.VoteBook._admit_far.__module__ == "node.votes"
+
+
+def test_simulator_models_the_runtime_constants() -> None:
+    from node import runtime, sync
+
+    assert (SYNC_BATCH, MAX_ROUNDS_AHEAD_FOR_BLOCKS, STALL_MS) == (
+        sync.SYNC_BATCH, runtime.MAX_ROUNDS_AHEAD_FOR_BLOCKS, runtime.STALL_MS,
+    )
+    assert int(runtime.SYNC_INTERVAL_S * 1000) == SYNC_TICK_MS
+
+
+# --- the command line ------------------------------------------------------------------
 
 
 def test_cli_summary_line_and_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,8 +155,40 @@ def test_cli_exits_non_zero_and_prints_replay(capsys: pytest.CaptureFixture[str]
     assert "FAILED schedule" in out and "--replay" in out and "safety violations: 1" in out.splitlines()[-1]
 
 
+def test_cli_planted_bugs_table(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sim", "--planted-bugs", "--bugs", "write_ahead,catchup_rebuild", "--seeds", "2", "--budget", "40"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].startswith("write_ahead") and "caught in 2/2 seeds" in lines[1]
+    assert lines[2].startswith("catchup_rebuild") and "caught in 2/2 seeds" in lines[2]
+    assert lines[-1] == "every planted bug caught in at least 2/2 seeds"
+
+
+def test_cli_plant_replays_a_planted_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    with planted("lock"):
+        seed = run_many(1, 10, SimParams(), stop_on_failure=True).failures[0].schedule.seed
+    assert main(["sim", "--plant", "lock", "--replay", str(seed)]) == 1
+    assert "lock:" in capsys.readouterr().out
+    assert main(["sim", "--replay", str(seed)]) == 0
+
+
+def test_cli_refuses_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--plant", "no_such_bug"]) == 2
+    assert "no_such_bug" in capsys.readouterr().err
+
+
+# --- long runs (pytest -m slow; figures in docs/BENCHMARKS.md) ----------------------------
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("n", "count", "heights"), [(4, 2000, 3), (7, 2000, 3), (58, 50, 2)])
+@pytest.mark.parametrize(("n", "count", "heights"), [(4, 10_000, 3), (7, 10_000, 3), (58, 100, 2)])
 def test_long_runs(n: int, count: int, heights: int) -> None:
     summary = run_many(2024, count, SimParams(validators=n, heights=heights))
     assert (summary.safety_violations, summary.liveness_failures) == (0, 0)
+    assert summary.decided_heights == count * heights
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PLANTED_BUGS))
+def test_planted_bug_caught_in_nine_seeds_of_ten(name: str) -> None:
+    assert measure_detection(name, seeds=10).caught >= 9

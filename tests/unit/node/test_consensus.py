@@ -28,6 +28,8 @@ from node.consensus import (
     ValidateBlock,
     VoteReceived,
     compute_timeout,
+    is_free_to_prevote,
+    is_pol_shown,
     new_state,
     restore,
     step,
@@ -41,8 +43,8 @@ A, B = b"\xaa" * 32, b"\xbb" * 32
 # height 1: proposer of round r is (1 + r) % 4, so validator 0 proposes in round 3.
 
 
-def machine(index: int = 0, mutations: frozenset[str] = frozenset()) -> tuple[ConsensusState, list[Any]]:
-    config = ConsensusConfig(CHAIN, VALIDATORS, index, KEYS[index], mutations=mutations)
+def machine(index: int = 0) -> tuple[ConsensusState, list[Any]]:
+    config = ConsensusConfig(CHAIN, VALIDATORS, index, KEYS[index])
     return step(new_state(config), StartHeight(1, None))
 
 
@@ -113,14 +115,6 @@ def test_on_proposal_respects_the_lock() -> None:  # line 23: lockedRound = -1 o
     feed(state, TimeoutFired("precommit", 1, 0))  # move to round 1 without deciding
     out = feed(state, proposal(B, round_=1), BlockValidity(1, B, True))
     assert signed(out) == [("prevote", 1, None)]
-
-
-def test_no_lock_mutation_ignores_the_lock() -> None:
-    state, _ = machine(0, frozenset({"no_lock"}))
-    lock_on_a_in_round_0(state)
-    feed(state, TimeoutFired("precommit", 1, 0))
-    out = feed(state, proposal(B, round_=1), BlockValidity(1, B, True))
-    assert signed(out) == [("prevote", 1, B)]
 
 
 def test_on_proposal_with_pol_unlocks() -> None:  # lines 28-33: lockedRound <= vr
@@ -210,12 +204,6 @@ def test_on_f_plus_one_higher_round_skips() -> None:  # lines 55-56
     assert state.round == 5 and ScheduleTimeout("propose", 1, 5, compute_timeout(state.config, "propose", 5)) in out
 
 
-def test_no_round_skip_mutation_stays() -> None:
-    state, _ = machine(0, frozenset({"no_round_skip"}))
-    feed(state, vote(2, PREVOTE, A, 5), vote(3, PRECOMMIT, None, 5))
-    assert state.round == 0
-
-
 def test_on_timeout_propose_prevotes_nil() -> None:  # lines 57-60
     state, _ = machine(0)
     assert signed(feed(state, TimeoutFired("propose", 1, 0))) == [("prevote", 0, None)]
@@ -249,12 +237,6 @@ def test_proposer_reproposes_valid_value_with_its_proof_of_lock() -> None:  # li
     assert sum(isinstance(a, Broadcast) and isinstance(a.message, SignedVote) for a in out) == 3
 
 
-def test_no_valid_value_mutation_asks_for_a_fresh_block() -> None:
-    state, _ = machine(2, frozenset({"no_valid_value"}))
-    feed(state, proposal(A), BlockValidity(1, A, True), vote(0, PREVOTE, A), vote(1, PREVOTE, A))
-    assert RequestBlock(1, 1) in feed(state, TimeoutFired("precommit", 1, 0))
-
-
 def test_commit_certificate_decides_a_lagging_machine() -> None:
     other, _ = machine(1)
     out = feed(other, vote(0, PRECOMMIT, A), vote(2, PRECOMMIT, A), vote(3, PRECOMMIT, A))
@@ -281,13 +263,6 @@ def test_restore_keeps_the_lock() -> None:
     out = feed(state, proposal(A), BlockValidity(1, A, True), vote(1, PREVOTE, A), vote(2, PREVOTE, A))
     restored, _ = restore(state.config, 1, None, [a for a in out if isinstance(a, PersistThenSend)])
     assert (restored.locked_value, restored.locked_round, restored.step) == (A, 0, PRECOMMIT_STEP)
-
-
-def test_no_write_ahead_mutation_sends_without_persisting() -> None:
-    state, _ = machine(0, frozenset({"no_write_ahead"}))
-    out = feed(state, TimeoutFired("propose", 1, 0))
-    assert not any(isinstance(a, PersistThenSend) for a in out)
-    assert any(isinstance(a, Broadcast) for a in out)
 
 
 def test_rebroadcast_resends_latest_messages() -> None:
@@ -318,3 +293,83 @@ def test_wrong_proposer_and_wrong_chain_are_ignored() -> None:
     bad = ProposalReceived(sign_proposal(Proposal(CHAIN, 1, 0, A, -1, 2), KEYS[2]))
     other = VoteReceived(Vote("other", PREVOTE, 1, 0, A, 1).sign(KEYS[1]))
     assert feed(state, bad, other) == [] and not state.book.proposals
+
+
+def test_fake_proof_of_lock_is_prevoted_nil() -> None:  # line 28: 2f+1 PREVOTE(h, vr, v) required
+    state, _ = machine(0)
+    lock_on_a_in_round_0(state)
+    feed(state, TimeoutFired("precommit", 1, 0))
+    # round 1: proposer 2 re-proposes B claiming pol_round 0, where B has one prevote (its own)
+    out = feed(state, vote(2, PREVOTE, B, 0), proposal(B, round_=1, pol_round=0), BlockValidity(1, B, True))
+    assert signed(out) == [] and state.step == PROPOSE_STEP
+    assert signed(feed(state, TimeoutFired("propose", 1, 1))) == [("prevote", 1, None)]
+
+
+def test_fake_proof_of_lock_is_prevoted_nil_when_unlocked() -> None:
+    state, _ = machine(0)
+    feed(state, TimeoutFired("precommit", 1, 0))
+    out = feed(state, vote(2, PREVOTE, B, 0), vote(3, PREVOTE, B, 0), proposal(B, round_=1, pol_round=0))
+    assert signed(out) == []  # two prevotes are not 2f+1 = 3
+    assert signed(feed(state, TimeoutFired("propose", 1, 1))) == [("prevote", 1, None)]
+
+
+def test_proof_of_lock_from_a_round_not_before_this_one_is_refused() -> None:  # line 28: vr < r
+    state, _ = machine(0)
+    feed(state, vote(1, PREVOTE, B, 1), vote(2, PREVOTE, B, 1), vote(3, PREVOTE, B, 1))
+    feed(state, TimeoutFired("precommit", 1, 0))
+    assert state.round == 1
+    assert signed(feed(state, proposal(B, round_=1, pol_round=1), BlockValidity(1, B, True))) == []
+
+
+def test_far_future_votes_take_at_most_two_rounds_per_validator() -> None:
+    state, _ = machine(0)
+    feed(state, *[vote(3, PREVOTE, A, r) for r in (10, 1_000, 5, 999_999, 7)])
+    far = sorted(r for (r, _), box in state.book.rounds.items() if 3 in box.votes and r > 1)
+    assert far == [1_000, 999_999]  # the two highest; lower ones were forgotten or ignored
+    feed(state, vote(3, PREVOTE, A, 1), vote(2, PREVOTE, A, 1))  # round + 1 is always taken
+    assert state.book.count(1, PREVOTE, A) == 2
+
+
+def test_round_skip_still_works_when_far_rounds_are_bounded() -> None:  # lines 55-56
+    state, _ = machine(0)
+    for r in range(2, 40):  # a Byzantine validator fills its share of far rounds
+        feed(state, vote(1, PREVOTE, None, r))
+    feed(state, vote(2, PRECOMMIT, None, 30), vote(3, PRECOMMIT, None, 30))
+    assert state.round == 30
+
+
+def test_mutant_hooks_are_the_rules() -> None:
+    """The rules the planted bugs of node.sim.mutants replace behave as Algorithm 1 says."""
+    state, _ = machine(0)
+    assert is_free_to_prevote(state, A, -1)
+    lock_on_a_in_round_0(state)
+    assert is_free_to_prevote(state, A, -1) and not is_free_to_prevote(state, B, -1)
+    assert is_free_to_prevote(state, B, 0) and not is_free_to_prevote(state, B, -1)
+    feed(state, TimeoutFired("precommit", 1, 0))
+    assert is_pol_shown(state, A, 0) and not is_pol_shown(state, B, 0) and not is_pol_shown(state, A, 1)
+
+
+def test_valid_block_answered_unavailable_is_asked_again_next_round() -> None:
+    """Regression (found by the simulator): the driver answers valid(v) = false when it
+    cannot fetch the block; the machine kept that for the whole height and prevoted nil
+    for a good block in every later round, which stalled the chain once a Byzantine
+    validator fell silent."""
+    state, _ = machine(0)
+    feed(state, proposal(A), BlockValidity(1, A, False), TimeoutFired("precommit", 1, 0))
+    assert state.round == 1 and A not in state.validity
+    out = feed(state, proposal(A, round_=1))
+    assert ValidateBlock(1, A) in out
+    assert signed(feed(state, BlockValidity(1, A, True))) == [("prevote", 1, A)]
+
+
+def test_precommits_that_ended_the_previous_round_are_relayed() -> None:
+    """Regression (found by the simulator): a Byzantine validator showed its round-0
+    precommit to one validator only and fell silent; that one left round 0, the others
+    waited forever for a third precommit. The machine now re-sends the 2f+1 precommits
+    that let it leave a round."""
+    state, _ = machine(0)
+    feed(state, vote(1, PRECOMMIT, None), vote(2, PRECOMMIT, None), vote(3, PRECOMMIT, B))
+    feed(state, TimeoutFired("precommit", 1, 0))
+    out = feed(state, TimeoutFired("rebroadcast", 1, 1))
+    relayed = [a.message.vote for a in out if isinstance(a, Broadcast) and isinstance(a.message, SignedVote)]
+    assert [(v.validator, v.round, v.type) for v in relayed] == [(1, 0, PRECOMMIT), (2, 0, PRECOMMIT), (3, 0, PRECOMMIT)]

@@ -105,6 +105,26 @@ def test_a_third_value_from_one_validator_is_ignored() -> None:
     assert book.get_size() == 2 and len(book.evidence) == 1
 
 
+def test_a_third_value_a_proposal_names_is_kept() -> None:
+    """Regression (found by the simulator): an equivocator's prevote for A at round 0 was
+    a third value at some validators and dropped there, so the re-proposal of A with
+    pol_round 0 had 2f+1 prevotes at the validators locked on A and 2f at the others,
+    for ever."""
+    book = VoteBook()
+    book.add_vote(vote(1, None))
+    book.add_vote(vote(1, B))
+    assert book.add_vote(vote(1, A))[0] is AddResult.IGNORED
+    book.add_proposal(sign_proposal(Proposal("c", 1, 3, A, 0, 0), KEYS[0]))  # A re-proposed, pol_round 0
+    assert book.add_vote(vote(1, A)) == (AddResult.CONFLICT, None)
+    assert book.count(0, PREVOTE, A) == 1 and book.total(0, PREVOTE) == 1 and book.get_size() == 4
+    assert book.add_vote(vote(1, C))[0] is AddResult.IGNORED
+    book.add_proposal(sign_proposal(Proposal("c", 1, 0, C, -1, 1), KEYS[1]))  # C is round 0's proposal
+    assert book.add_vote(vote(1, C, 0, PRECOMMIT))[0] is AddResult.ADDED
+    book.add_vote(vote(1, B, 0, PRECOMMIT))
+    book.add_vote(vote(1, None, 0, PRECOMMIT))
+    assert book.add_vote(vote(1, A, 0, PRECOMMIT))[0] is AddResult.IGNORED  # re-proposals name prevotes only
+
+
 def test_many_proposals_for_one_round_give_one_piece_of_evidence() -> None:
     book = VoteBook()
     for value in (A, B, C):

@@ -3,7 +3,23 @@
 A :class:`Schedule` is drawn from ``random.Random(seed)`` alone, so a seed printed by a
 failing run regenerates the same faults (``zoneledger sim --replay SEED``). Everything
 that goes wrong happens before ``gst_ms`` (global stabilisation time): partitions
-heal, drops stop, crashed validators restart; after it, liveness is required.
+heal, drops stop, crashed validators restart (slow status peers stay slow: a node
+must not depend on them); after GST, liveness is required.
+
+Besides network faults, clock skew and Byzantine behaviours (:mod:`node.sim.adversaries`),
+a schedule may hold:
+
+* **restarts mid-height**: a crash-restart validator goes down right after it persists
+  its k-th message (before or after sending it), or right after sync applied its k-th
+  block, and comes back with its write-ahead log (triggers reached after GST are
+  ignored);
+* **catch-up races**: one validator cut off alone long enough for the others to decide
+  a few heights, so that it comes back through sync while the next height is starting;
+* **slow status peers**: validators whose answer to a sync's status request takes
+  seconds, or never comes (the requester gives up after 5 s);
+* **load**: ``busy`` (every mempool has work from the start), ``one`` (only one
+  validator's has) or ``idle`` (none: heights start by heartbeat or because a peer
+  started them).
 """
 
 from __future__ import annotations
@@ -13,11 +29,19 @@ from dataclasses import dataclass, field
 
 from ledger.blocks import compute_max_faulty
 
-BEHAVIORS = ("silent", "twins", "invalid", "forger", "double_vote", "amnesia")
-"""Byzantine behaviours: go silent; run two honest copies that each talk to half the
-network (double proposals and double votes, the Twins approach); propose and vote for
-invalid blocks; forge other validators' signatures; sign a conflicting second vote for
-every vote; lose the write-ahead log on every restart (amnesia)."""
+BEHAVIORS = (
+    "silent", "twins", "invalid", "forger", "double_vote", "amnesia",
+    "fake_pol", "equivocator", "far_future", "withholder", "defector",
+)
+"""Byzantine behaviours (see :mod:`node.sim.adversaries`)."""
+LOADS = ("busy", "one", "idle")
+HEARTBEATS_MS = (1_500, 3_000, 6_000)
+"""Heartbeat intervals drawn for a schedule (the node setting ``heartbeat_ms``)."""
+TIMEOUTS_MS = ((1_000, 500), (500, 250), (300, 100))
+"""(timeout_propose_ms, timeout_delta_ms) drawn for a schedule (chain constants from genesis):
+short ones put validators in different rounds far more often before GST."""
+STATUS_NEVER = -1
+"""A slow status peer whose reply never comes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +58,10 @@ class SimParams:
     """Validators that crash and restart with their WAL; ``None``: the rest of f."""
     behaviors: tuple[str, ...] = BEHAVIORS
     """Byzantine behaviours to draw from."""
-    mutations: frozenset[str] = frozenset()
-    """Planted bugs switched on in every honest machine (tests only)."""
     long_outage: bool = False
     """Crash all crashing validators together for a long time (the >f halt demonstration)."""
+    loads: tuple[str, ...] = LOADS
+    """Loads to draw from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +71,20 @@ class Crash:
     validator: int
     down_ms: int
     up_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class MidCrash:
+    """A crash triggered by what the validator does rather than by the clock."""
+
+    validator: int
+    trigger: str
+    """``signed``: after persisting its ``count``-th message; ``synced``: after sync
+    applied its ``count``-th block."""
+    count: int
+    down_for_ms: int
+    before_send: bool = False
+    """``signed`` only: go down after the WAL append, before the message leaves."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +106,7 @@ class Schedule:
     behaviors: dict[int, str] = field(default_factory=dict)
     """Byzantine validator -> behaviour."""
     crashes: tuple[Crash, ...] = ()
+    mid_crashes: tuple[MidCrash, ...] = ()
     partitions: tuple[Partition, ...] = ()
     world_b: frozenset[int] = frozenset()
     """Honest validators the B twins talk to (the rest hear the A twins)."""
@@ -76,7 +115,15 @@ class Schedule:
     reorder: float = 0.0
     delay_ms: tuple[int, int] = (5, 80)
     clock_rate: tuple[float, ...] = ()
-    """Per validator: how fast its timers run relative to true time (clock skew)."""
+    """Per validator: true milliseconds per millisecond of its clock (timers, skew)."""
+    clock_offset: tuple[int, ...] = ()
+    """Per validator: what its clock reads at true time 0."""
+    slow_status: dict[int, int] = field(default_factory=dict)
+    """Validator -> extra ms before its status replies leave (:data:`STATUS_NEVER`: never)."""
+    load: str = "busy"
+    heartbeat_ms: int = 3_000
+    timeouts_ms: tuple[int, int] = (1_000, 500)
+    """(timeout_propose_ms, timeout_delta_ms)."""
     gst_ms: int = 0
 
     @property
@@ -84,13 +131,24 @@ class Schedule:
         return frozenset(self.behaviors)
 
     def describe(self) -> str:
-        parts = [f"seed={self.seed}", f"n={self.n}", f"heights={self.heights}", f"gst={self.gst_ms}ms"]
+        parts = [f"seed={self.seed}", f"n={self.n}", f"heights={self.heights}", f"gst={self.gst_ms}ms",
+                 f"load={self.load}", f"heartbeat={self.heartbeat_ms}ms",
+                 f"timeouts={self.timeouts_ms[0]}+{self.timeouts_ms[1]}ms"]
         if self.behaviors:
             parts.append("byzantine=" + ",".join(f"{v}:{b}" for v, b in sorted(self.behaviors.items())))
         if self.crashes:
             parts.append("crashes=" + ",".join(f"{c.validator}@{c.down_ms}-{c.up_ms}" for c in self.crashes))
+        if self.mid_crashes:
+            parts.append("mid-crashes=" + ",".join(
+                f"{c.validator}@{c.trigger}#{c.count}{'-unsent' if c.before_send else ''}+{c.down_for_ms}"
+                for c in self.mid_crashes
+            ))
         if self.partitions:
             parts.append("partitions=" + ",".join(f"{sorted(p.group)}@{p.start_ms}-{p.end_ms}" for p in self.partitions))
+        if self.slow_status:
+            parts.append("slow-status=" + ",".join(
+                f"{v}:{'never' if d == STATUS_NEVER else f'{d}ms'}" for v, d in sorted(self.slow_status.items())
+            ))
         parts.append(f"drop={self.drop:.2f} dup={self.duplicate:.2f} reorder={self.reorder:.2f}")
         return " ".join(parts)
 
@@ -112,6 +170,7 @@ def generate_schedule(seed: int, params: SimParams) -> Schedule:
     behaviors = {v: rng.choice(params.behaviors) for v in byz}
     gst = rng.randint(3_000, 12_000)
     crashes: list[Crash] = []
+    mid_crashes: list[MidCrash] = []
     if params.long_outage:
         down = rng.randint(50, 300)
         up = down + rng.randint(15_000, 25_000)
@@ -119,19 +178,28 @@ def generate_schedule(seed: int, params: SimParams) -> Schedule:
         gst = up + 100
     else:
         for v in crashers:
-            for _ in range(rng.randint(1, 2)):
+            for _ in range(rng.randint(0, 2)):
                 down = rng.randint(0, gst - 1_000)
                 crashes.append(Crash(v, down, rng.randint(down + 50, gst)))
+            for _ in range(rng.randint(1, 2)):
+                mid_crashes.append(draw_mid_crash(rng, v))
         for v, b in behaviors.items():
             if b == "amnesia":
                 for _ in range(rng.randint(1, 3)):
                     down = rng.randint(0, gst - 1_000)
                     crashes.append(Crash(v, down, rng.randint(down + 50, gst)))
+                mid_crashes.append(draw_mid_crash(rng, v))
     partitions: list[Partition] = []
     for _ in range(rng.choice((0, 0, 1, 2))):
         start = rng.randint(0, gst - 500)
         size = rng.randint(1, max(1, n // 2))
         partitions.append(Partition(start, rng.randint(start + 200, gst), frozenset(rng.sample(range(n), size))))
+    if rng.random() < 0.5:  # a catch-up race: one validator alone long enough to fall behind
+        start = rng.randint(0, max(0, gst - 2_500))
+        partitions.append(Partition(start, min(gst, start + rng.randint(1_500, 8_000)), frozenset({rng.randrange(n)})))
+    slow_status: dict[int, int] = {}
+    for v in rng.sample(range(n), rng.randint(0, max(1, f))):
+        slow_status[v] = rng.choice((STATUS_NEVER, rng.randint(500, 3_000), rng.randint(3_000, 8_000)))
     honest = [v for v in range(n) if v not in behaviors]
     world_b = frozenset(v for v in honest if rng.random() < 0.5)
     return Schedule(
@@ -140,6 +208,7 @@ def generate_schedule(seed: int, params: SimParams) -> Schedule:
         heights=params.heights,
         behaviors=behaviors,
         crashes=tuple(sorted(crashes, key=lambda c: (c.down_ms, c.validator))),
+        mid_crashes=tuple(mid_crashes),
         partitions=tuple(partitions),
         world_b=world_b,
         drop=rng.choice((0.0, 0.05, 0.2, 0.4)),
@@ -147,5 +216,17 @@ def generate_schedule(seed: int, params: SimParams) -> Schedule:
         reorder=rng.choice((0.0, 0.1, 0.3)),
         delay_ms=(rng.randint(1, 20), rng.randint(40, 300)),
         clock_rate=tuple(rng.uniform(0.7, 1.4) for _ in range(n)),
+        clock_offset=tuple(rng.randint(0, 2_000) for _ in range(n)),
+        slow_status=slow_status,
+        load=rng.choice(params.loads),
+        heartbeat_ms=rng.choice(HEARTBEATS_MS),
+        timeouts_ms=rng.choice(TIMEOUTS_MS),
         gst_ms=gst,
     )
+
+
+def draw_mid_crash(rng: random.Random, validator: int) -> MidCrash:
+    """A crash right after the validator signs (or syncs) something, for a short while."""
+    if rng.random() < 0.25:
+        return MidCrash(validator, "synced", rng.randint(1, 3), rng.randint(50, 2_000))
+    return MidCrash(validator, "signed", rng.randint(1, 12), rng.randint(50, 2_000), before_send=rng.random() < 0.5)
