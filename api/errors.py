@@ -19,8 +19,9 @@ encoding.* , tx.malformed, doc.json,            400     the bytes or JSON cannot
 request.invalid, request.malformed,                     type they claim to be
 peer.invalid, peer.malformed
 doc.* (schema, codes, type_unknown, ...),       422     well-formed, but breaks a rule: schema,
-tx.* (signature_invalid, wrong_chain,                   signature, authority of the signer,
-unknown_kind, not_zone_admin, unknown_zone,             binding between content and transaction
+doc.registration_invalid,                               signature, authority of the signer,
+tx.* (signature_invalid, wrong_chain,                   binding between content and transaction
+unknown_kind, not_zone_admin, unknown_zone,
 officer_revoked), doc.not_officer_of_zone,
 doc.id_mismatch, doc.type_mismatch,
 doc.hash_mismatch, doc.content_missing,
@@ -37,7 +38,8 @@ replayed), peer.signature_invalid
 auth.not_member, peer.unknown_sender            403     signed, but by a key without access
 mempool.full, node.unavailable,                 503     try again later (``Retry-After``)
 peer.unavailable
-ledger.error, key.*, genesis.*, store.*         500     the node itself is broken or misconfigured
+ledger.error, key.*, genesis.*, store.*,        500     the node itself is broken or misconfigured
+node.error, config.invalid
 ==============================================  ======  ==========================================
 
 Two problem types are not error classes: ``node.internal`` (500, any exception that
@@ -75,6 +77,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.KeyFileError.code: 500,
     errors.GenesisError.code: 500,
     errors.StoreError.code: 500,
+    errors.NodeError.code: 500,
     # unreadable input
     errors.EncodingError.code: 400,
     errors.MalformedTransactionError.code: 400,

@@ -2,7 +2,9 @@
 
 Every failure the ledger can report is a subclass of :class:`LedgerError` with a
 stable ``code``. Codes are part of the external contract: the API uses them as the
-problem+json ``type`` and the CLI prints them. A code is never reused or renamed.
+problem+json ``type`` and the CLI prints them. A code is never reused or renamed, and a
+class that moves to another branch keeps its code (tests/unit/ledger/test_error_codes.py
+holds the table of every code, class, parent and HTTP status).
 
     LedgerError                          ledger.error
     ├── EncodingError                    encoding.invalid
@@ -20,7 +22,7 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     ├── KeyFileError                     key.file_invalid
     │   └── KeyPassphraseError           key.passphrase
     ├── GenesisError                     genesis.invalid
-    ├── DocumentError                    doc.invalid           (has .path)
+    ├── DocumentError                    doc.invalid           (has .path; the content breaks a rule)
     │   ├── DocumentSchemaError          doc.schema
     │   ├── CountryCodeError             doc.country_code
     │   ├── CurrencyCodeError            doc.currency_code
@@ -31,7 +33,19 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     │   ├── ProcedureCodeError           doc.procedure_code
     │   ├── UnknownDocTypeError          doc.type_unknown
     │   ├── DocumentJsonError            doc.json
-    │   └── DocumentTooLargeError        doc.too_large
+    │   ├── DocumentTooLargeError        doc.too_large
+    │   └── DocumentRegistrationError    doc.registration_invalid  (the transaction that registers it)
+    │       ├── NotOfficerOfZoneError    doc.not_officer_of_zone
+    │       ├── DocIdMismatchError       doc.id_mismatch
+    │       ├── DocTypeMismatchError     doc.type_mismatch
+    │       ├── DocumentHashMismatchError  doc.hash_mismatch
+    │       ├── DocumentMissingError     doc.content_missing
+    │       ├── AttachmentError          doc.attachment_invalid
+    │       ├── DocumentExistsError      doc.exists            (and below: against the ledger's state)
+    │       ├── DocumentNotFoundError    doc.not_found
+    │       ├── DocumentRevokedError     doc.revoked
+    │       ├── StaleSupersedesError     doc.stale_supersedes
+    │       └── StaleRevocationHashError doc.stale_hash
     ├── TransactionError                 tx.invalid
     │   ├── MalformedTransactionError    tx.malformed
     │   ├── SignatureInvalidError        tx.signature_invalid
@@ -39,22 +53,11 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     │   ├── UnknownKindError             tx.unknown_kind
     │   ├── ReplayedTransactionError     tx.replayed
     │   ├── DuplicateInBlockError        tx.duplicate_in_block
-    │   ├── NotOfficerOfZoneError        doc.not_officer_of_zone
     │   ├── OfficerRevokedError          tx.officer_revoked
     │   ├── NotZoneAdminError            tx.not_zone_admin
     │   ├── UnknownZoneError             tx.unknown_zone
     │   ├── OfficerAlreadyActiveError    tx.officer_already_active
     │   ├── OfficerNotActiveError        tx.officer_not_active
-    │   ├── DocumentExistsError          doc.exists
-    │   ├── DocumentNotFoundError        doc.not_found
-    │   ├── DocumentRevokedError         doc.revoked
-    │   ├── StaleSupersedesError         doc.stale_supersedes
-    │   ├── StaleRevocationHashError     doc.stale_hash
-    │   ├── DocIdMismatchError           doc.id_mismatch
-    │   ├── DocTypeMismatchError         doc.type_mismatch
-    │   ├── DocumentHashMismatchError    doc.hash_mismatch
-    │   ├── DocumentMissingError         doc.content_missing
-    │   ├── AttachmentError              doc.attachment_invalid
     │   └── TransactionTooLargeError     tx.too_large
     ├── ProofError                       proof.invalid
     │   ├── InclusionProofError          proof.inclusion_invalid
@@ -98,13 +101,14 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
     │   ├── StoreLockedError             store.locked
     │   ├── StoreFormatError             store.format
     │   └── StoreWriteError              store.write_failed  (an append that is not on disk)
+    ├── NodeError                        node.error          (the node, not the request: its settings, its load)
+    │   ├── ConfigError                  config.invalid
+    │   ├── MempoolFullError             mempool.full        (retry later)
+    │   └── NodeUnavailableError         node.unavailable    (retry later)
     ├── RequestError                     request.invalid
     │   ├── RequestMalformedError        request.malformed
     │   ├── RequestTooLargeError         request.too_large
-    │   ├── NotFoundError                request.not_found
-    │   ├── MempoolFullError             mempool.full
-    │   ├── NodeUnavailableError         node.unavailable
-    │   └── ConfigError                  config.invalid
+    │   └── NotFoundError                request.not_found
     ├── AuthError                        auth.invalid
     │   ├── AuthMissingError             auth.missing
     │   ├── AuthSignatureError           auth.signature_invalid
@@ -129,12 +133,24 @@ problem+json ``type`` and the CLI prints them. A code is never reused or renamed
         ├── AuditHeadMismatchError       audit.head_mismatch
         └── AuditGenesisMismatchError    audit.genesis_mismatch
 
-Messages follow "expected X, got Y" where that reads naturally.
+Messages follow "expected X, got Y" where that reads naturally. Where the failure is a
+value that differs (a root, a hash, a height, a signature), the raising site also passes
+``expected=`` and ``found=``, kept as text on the error (bytes as hex), so that a reader
+such as the auditor's report never parses the message.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+Shown = str | bytes | int
+"""A value a rule compares, as an error carries it: bytes become lowercase hex, integers text."""
+
+
+def _show(value: Shown | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.hex() if isinstance(value, bytes) else str(value)
 
 
 class LedgerError(Exception):
@@ -145,10 +161,16 @@ class LedgerError(Exception):
     tx_index: int | None = None
     """Position in its block of the transaction that broke the rule, when one did."""
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str | None = None, expected: Shown | None = None, found: Shown | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.path = path
+        self.expected = _show(expected)
+        """What the rule expects, when the failure is a value that differs (bytes as hex)."""
+        self.found = _show(found)
+        """What was there instead, in the same form; set together with ``expected``."""
 
     def __str__(self) -> str:
         if self.path:
@@ -307,6 +329,69 @@ class DocumentTooLargeError(DocumentError):
     title = "Document too large"
 
 
+# --- document registration: the transaction that registers a document --------
+
+
+class DocumentRegistrationError(DocumentError):
+    code = "doc.registration_invalid"
+    title = "Document registration breaks a rule"
+
+
+class NotOfficerOfZoneError(DocumentRegistrationError):
+    code = "doc.not_officer_of_zone"
+    title = "Signer is not an officer of the document's zone"
+
+
+class DocIdMismatchError(DocumentRegistrationError):
+    code = "doc.id_mismatch"
+    title = "doc_id does not match the document's own number"
+
+
+class DocTypeMismatchError(DocumentRegistrationError):
+    code = "doc.type_mismatch"
+    title = "Amendment changes the document type"
+
+
+class DocumentHashMismatchError(DocumentRegistrationError):
+    code = "doc.hash_mismatch"
+    title = "Document content does not match doc_hash"
+
+
+class DocumentMissingError(DocumentRegistrationError):
+    code = "doc.content_missing"
+    title = "Document content missing"
+
+
+class AttachmentError(DocumentRegistrationError):
+    code = "doc.attachment_invalid"
+    title = "Invalid attachment descriptor"
+
+
+class DocumentExistsError(DocumentRegistrationError):
+    code = "doc.exists"
+    title = "Document id already issued"
+
+
+class DocumentNotFoundError(DocumentRegistrationError):
+    code = "doc.not_found"
+    title = "No such document"
+
+
+class DocumentRevokedError(DocumentRegistrationError):
+    code = "doc.revoked"
+    title = "Document is revoked"
+
+
+class StaleSupersedesError(DocumentRegistrationError):
+    code = "doc.stale_supersedes"
+    title = "Amendment does not supersede the current version"
+
+
+class StaleRevocationHashError(DocumentRegistrationError):
+    code = "doc.stale_hash"
+    title = "Revocation does not name the current version"
+
+
 # --- transactions ----------------------------------------------------------
 
 
@@ -345,11 +430,6 @@ class DuplicateInBlockError(TransactionError):
     title = "Transaction appears twice in one block"
 
 
-class NotOfficerOfZoneError(TransactionError):
-    code = "doc.not_officer_of_zone"
-    title = "Signer is not an officer of the document's zone"
-
-
 class OfficerRevokedError(TransactionError):
     code = "tx.officer_revoked"
     title = "Officer key has been revoked"
@@ -373,56 +453,6 @@ class OfficerAlreadyActiveError(TransactionError):
 class OfficerNotActiveError(TransactionError):
     code = "tx.officer_not_active"
     title = "Officer key is not active in this zone"
-
-
-class DocumentExistsError(TransactionError):
-    code = "doc.exists"
-    title = "Document id already issued"
-
-
-class DocumentNotFoundError(TransactionError):
-    code = "doc.not_found"
-    title = "No such document"
-
-
-class DocumentRevokedError(TransactionError):
-    code = "doc.revoked"
-    title = "Document is revoked"
-
-
-class StaleSupersedesError(TransactionError):
-    code = "doc.stale_supersedes"
-    title = "Amendment does not supersede the current version"
-
-
-class StaleRevocationHashError(TransactionError):
-    code = "doc.stale_hash"
-    title = "Revocation does not name the current version"
-
-
-class DocIdMismatchError(TransactionError):
-    code = "doc.id_mismatch"
-    title = "doc_id does not match the document's own number"
-
-
-class DocTypeMismatchError(TransactionError):
-    code = "doc.type_mismatch"
-    title = "Amendment changes the document type"
-
-
-class DocumentHashMismatchError(TransactionError):
-    code = "doc.hash_mismatch"
-    title = "Document content does not match doc_hash"
-
-
-class DocumentMissingError(TransactionError):
-    code = "doc.content_missing"
-    title = "Document content missing"
-
-
-class AttachmentError(TransactionError):
-    code = "doc.attachment_invalid"
-    title = "Invalid attachment descriptor"
 
 
 class TransactionTooLargeError(TransactionError):
@@ -652,6 +682,29 @@ class StoreWriteError(StoreError):
     title = "Record could not be made durable"
 
 
+# --- the node itself: its settings, its load (not the request's fault) ---------
+
+
+class NodeError(LedgerError):
+    code = "node.error"
+    title = "Node-side failure"
+
+
+class ConfigError(NodeError):
+    code = "config.invalid"
+    title = "Invalid node configuration"
+
+
+class MempoolFullError(NodeError):
+    code = "mempool.full"
+    title = "Mempool is full; retry later"
+
+
+class NodeUnavailableError(NodeError):
+    code = "node.unavailable"
+    title = "Node cannot serve this now"
+
+
 # --- requests, authentication, peers (the network layers) -------------------
 
 
@@ -673,21 +726,6 @@ class RequestTooLargeError(RequestError):
 class NotFoundError(RequestError):
     code = "request.not_found"
     title = "Not found"
-
-
-class MempoolFullError(RequestError):
-    code = "mempool.full"
-    title = "Mempool is full; retry later"
-
-
-class NodeUnavailableError(RequestError):
-    code = "node.unavailable"
-    title = "Node cannot serve this now"
-
-
-class ConfigError(RequestError):
-    code = "config.invalid"
-    title = "Invalid node configuration"
 
 
 class AuthError(LedgerError):
