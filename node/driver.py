@@ -278,9 +278,16 @@ def on_commit_seen(d: DriverState, seen: CommitSeen, now_ms: int, out: list[Comm
 
 
 def on_sync_tick(d: DriverState, now_ms: int, out: list[Command]) -> None:
-    """Sync when a peer is ahead, or when nothing was committed for ``stall_ms``."""
+    """Sync when a peer is ahead, or when a started height has not ended for ``stall_ms``.
+
+    Not while idle (no height started): a sync's status replies report peers' heads as
+    :class:`PeerAt` head + 1, which counts as "a peer started the next height", so a
+    stall sync every tick would start an empty height every ``stall_ms`` instead of
+    every ``heartbeat_ms``.
+    """
     behind = any(h > d.head + 1 for h in d.peer_heights.values())
-    if behind or now_ms - d.head_seen_ms >= d.config.stall_ms:
+    stalled = is_in_height(d.machine, d.head + 1) and now_ms - d.head_seen_ms >= d.config.stall_ms
+    if behind or stalled:
         request_sync(d, out)
 
 
