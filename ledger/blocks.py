@@ -430,14 +430,19 @@ def validate_commit(
     already verified; those are not verified again (every other rule still is).
     """
     if commit.height != height:
-        raise CommitTargetError(f"commit.height: expected {height}, got {commit.height}")
+        raise CommitTargetError(f"commit.height: expected {height}, got {commit.height}", expected=height, found=commit.height)
     if commit.block_hash != block_hash:
-        raise CommitTargetError(f"commit.block_hash: expected {block_hash.hex()}, got {commit.block_hash.hex()}")
+        raise CommitTargetError(
+            f"commit.block_hash: expected {block_hash.hex()}, got {commit.block_hash.hex()}",
+            expected=block_hash, found=commit.block_hash,
+        )
     n = len(validators)
     previous = -1
     for entry in commit.signatures:
         if entry.validator >= n:
-            raise CommitUnknownValidatorError(f"expected a validator index below {n}, got {entry.validator}")
+            raise CommitUnknownValidatorError(
+                f"expected a validator index below {n}, got {entry.validator}", expected=f"below {n}", found=entry.validator
+            )
         if entry.validator == previous:
             raise CommitDuplicateSignerError(f"validator {entry.validator} signs twice")
         if entry.validator < previous:
@@ -445,7 +450,10 @@ def validate_commit(
         previous = entry.validator
     needed = compute_quorum(n)
     if len(commit.signatures) < needed:
-        raise CommitQuorumError(f"expected at least {needed} of {n} validators, got {len(commit.signatures)}")
+        raise CommitQuorumError(
+            f"expected at least {needed} of {n} validators, got {len(commit.signatures)}",
+            expected=f"at least {needed} signatures", found=len(commit.signatures),
+        )
     for entry in commit.signatures:
         vote = commit.precommit_for(chain_id, entry.validator)
         message = vote.signing_bytes()

@@ -146,12 +146,18 @@ def verify_bytes(
     what: str = "signature",
 ) -> None:
     """Raise ``error`` unless ``signature`` by ``public`` covers ``message``."""
+    expected = f"an Ed25519 signature by {public.hex()}"
     if len(signature) != SIGNATURE_SIZE:
-        raise error(f"{what}: expected {SIGNATURE_SIZE} signature bytes, got {len(signature)}")
+        raise error(
+            f"{what}: expected {SIGNATURE_SIZE} signature bytes, got {len(signature)}", expected=expected, found=signature
+        )
     try:
         _public_key(public).verify(signature, message)
     except InvalidSignature as exc:
-        raise error(f"{what}: expected a signature by {public.hex()[:16]}…, got one that does not verify") from exc
+        raise error(
+            f"{what}: expected a signature by {public.hex()[:16]}…, got one that does not verify",
+            expected=expected, found=signature,
+        ) from exc
     except ValueError as exc:
         raise error(f"{what}: expected a valid Ed25519 public key, got {public.hex()[:16]}…") from exc
 

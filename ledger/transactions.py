@@ -529,7 +529,10 @@ def forget_decoded_envelopes() -> None:
 
 def validate_chain_id(envelope: Envelope, chain_id: str) -> None:
     if envelope.tx.chain_id != chain_id:
-        raise WrongChainError(f"tx.chain_id: expected {chain_id!r}, got {bounded_repr(envelope.tx.chain_id)}")
+        raise WrongChainError(
+            f"tx.chain_id: expected {chain_id!r}, got {bounded_repr(envelope.tx.chain_id)}",
+            expected=repr(chain_id), found=bounded_repr(envelope.tx.chain_id),
+        )
 
 
 def validate_signature(envelope: Envelope) -> None:

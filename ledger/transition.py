@@ -166,29 +166,42 @@ def validate_header(
     """The header's own fields and its link to the chain, before any transaction runs."""
     genesis = chain.genesis
     if header.chain_id != genesis.chain_id:
-        raise BlockChainIdError(f"header.chain_id: expected {genesis.chain_id!r}, got {bounded_repr(header.chain_id)}")
+        raise BlockChainIdError(
+            f"header.chain_id: expected {genesis.chain_id!r}, got {bounded_repr(header.chain_id)}",
+            expected=repr(genesis.chain_id), found=bounded_repr(header.chain_id),
+        )
     if header.height != chain.height + 1:
-        raise WrongHeightError(f"header.height: expected {chain.height + 1}, got {header.height}")
+        raise WrongHeightError(
+            f"header.height: expected {chain.height + 1}, got {header.height}", expected=chain.height + 1, found=header.height
+        )
     if header.prev_hash != chain.head_hash:
-        raise WrongPrevHashError(f"header.prev_hash: expected {chain.head_hash.hex()}, got {header.prev_hash.hex()}")
+        raise WrongPrevHashError(
+            f"header.prev_hash: expected {chain.head_hash.hex()}, got {header.prev_hash.hex()}",
+            expected=chain.head_hash, found=header.prev_hash,
+        )
     n = len(chain.validators)
     expected_proposer = compute_proposer(header.height, header.round, n)
     if header.proposer != expected_proposer:
         raise WrongProposerError(
-            f"header.proposer: expected validator {expected_proposer} for round {header.round}, got {header.proposer}"
+            f"header.proposer: expected validator {expected_proposer} for round {header.round}, got {header.proposer}",
+            expected=expected_proposer, found=header.proposer,
         )
     validators_hash = genesis.validators_hash
     if header.validators_hash != validators_hash:
         raise ValidatorsHashMismatchError(
-            f"header.validators_hash: expected {validators_hash.hex()}, got {header.validators_hash.hex()}"
+            f"header.validators_hash: expected {validators_hash.hex()}, got {header.validators_hash.hex()}",
+            expected=validators_hash, found=header.validators_hash,
         )
     if header.next_validators_hash != validators_hash:
         raise ValidatorsHashMismatchError(
-            f"header.next_validators_hash: expected {validators_hash.hex()}, got {header.next_validators_hash.hex()}"
+            f"header.next_validators_hash: expected {validators_hash.hex()}, got {header.next_validators_hash.hex()}",
+            expected=validators_hash, found=header.next_validators_hash,
         )
     validate_block_time_order(chain, header)
     if header.tx_count != tx_count:
-        raise TxCountMismatchError(f"header.tx_count: expected {tx_count}, got {header.tx_count}")
+        raise TxCountMismatchError(
+            f"header.tx_count: expected {tx_count}, got {header.tx_count}", expected=tx_count, found=header.tx_count
+        )
     validate_last_commit(chain, header, last_commit, verified_precommits=verified_precommits)
 
 
@@ -196,7 +209,8 @@ def validate_block_time_order(chain: Chain, header: Header) -> None:
     """Block time strictly increases from height 2 on (height 1 has no predecessor)."""
     if chain.head_header is not None and header.time_ms <= chain.head_header.time_ms:
         raise BlockTimeError(
-            f"header.time_ms: expected after the previous block's {chain.head_header.time_ms}, got {header.time_ms}"
+            f"header.time_ms: expected after the previous block's {chain.head_header.time_ms}, got {header.time_ms}",
+            expected=f"after {chain.head_header.time_ms}", found=header.time_ms,
         )
 
 
@@ -204,7 +218,8 @@ def validate_block_time_bound(header: Header, now_ms: int, max_skew_ms: int) -> 
     """A validator's own check that the proposer's clock is not too far ahead (not deterministic)."""
     if header.time_ms > now_ms + max_skew_ms:
         raise BlockTimeError(
-            f"header.time_ms: expected at most {max_skew_ms} ms ahead of {now_ms}, got {header.time_ms}"
+            f"header.time_ms: expected at most {max_skew_ms} ms ahead of {now_ms}, got {header.time_ms}",
+            expected=f"at most {now_ms + max_skew_ms}", found=header.time_ms,
         )
 
 
@@ -233,7 +248,8 @@ def validate_last_commit(
     expected = compute_last_commit_hash(last_commit)
     if header.last_commit_hash != expected:
         raise LastCommitMismatchError(
-            f"header.last_commit_hash: expected {expected.hex()}, got {header.last_commit_hash.hex()}"
+            f"header.last_commit_hash: expected {expected.hex()}, got {header.last_commit_hash.hex()}",
+            expected=expected, found=header.last_commit_hash,
         )
 
 
@@ -285,7 +301,9 @@ def validate_content(
         raise DocumentTooLargeError(f"expected at most {MAX_DOCUMENT_BYTES} bytes, got {len(content)}")
     actual = H(content)
     if actual != doc_hash:
-        raise DocumentHashMismatchError(f"doc_hash: expected {doc_hash.hex()}, content hashes to {actual.hex()}")
+        raise DocumentHashMismatchError(
+            f"doc_hash: expected {doc_hash.hex()}, content hashes to {actual.hex()}", expected=doc_hash, found=actual
+        )
     if checked_before:
         return
     own_number = check_canonical_document(doc_type, content)
@@ -540,11 +558,19 @@ def compute_state_root(ctx: BlockContext) -> bytes:
 
 def validate_roots(header: Header, log_size: int, log_root: bytes, state_root: bytes) -> None:
     if header.log_size != log_size:
-        raise LogSizeMismatchError(f"header.log_size: expected {log_size}, got {header.log_size}")
+        raise LogSizeMismatchError(
+            f"header.log_size: expected {log_size}, got {header.log_size}", expected=log_size, found=header.log_size
+        )
     if header.log_root != log_root:
-        raise LogRootMismatchError(f"header.log_root: expected {log_root.hex()}, got {header.log_root.hex()}")
+        raise LogRootMismatchError(
+            f"header.log_root: expected {log_root.hex()}, got {header.log_root.hex()}",
+            expected=log_root, found=header.log_root,
+        )
     if header.state_root != state_root:
-        raise StateRootMismatchError(f"header.state_root: expected {state_root.hex()}, got {header.state_root.hex()}")
+        raise StateRootMismatchError(
+            f"header.state_root: expected {state_root.hex()}, got {header.state_root.hex()}",
+            expected=state_root, found=header.state_root,
+        )
 
 
 def execute_block(
