@@ -376,6 +376,44 @@ def test_document_failure_shows_both_hashes(data_dir: Path) -> None:
     assert len(failure.expected) == len(failure.found) == 64
 
 
+@pytest.mark.parametrize(
+    ("edit", "expected", "found"),
+    [
+        (_head_hash, None, "07" * 32),
+        (_header_proposer, "0", "1"),
+        (_commit_below_quorum, "at least 3 signatures", "2"),
+    ],
+    ids=["head hash", "proposer", "quorum"],
+)
+def test_failure_values_come_from_the_error(
+    data_dir: Path, edit: Callable[[LevelDBStore], None], expected: str | None, found: str
+) -> None:
+    corrupt(data_dir, edit)
+    failure = audit(data_dir).failure
+    assert failure is not None and failure.found == found
+    assert failure.expected is not None
+    assert expected is None or failure.expected == expected
+
+
+def test_report_reads_values_only_from_error_attributes() -> None:
+    # A message in the "expected X, got Y" form is for people: the report never parses it.
+    from ledger.audit.report import compute_failure
+    from ledger.errors import LastCommitMismatchError, StateRootMismatchError
+
+    plain = compute_failure(3, StateRootMismatchError("header.state_root: expected aa, got bb"))
+    assert (plain.expected, plain.found) == (None, None)
+    shown = compute_failure(3, StateRootMismatchError("differs", expected=b"\xaa", found=b"\xbb"))
+    assert (shown.expected, shown.found) == ("aa", "bb")
+    inner = StateRootMismatchError("differs", expected=1, found=2)
+    try:
+        raise LastCommitMismatchError(f"last_commit: {inner}") from inner
+    except LastCommitMismatchError as exc:
+        wrapped = compute_failure(4, exc)
+    assert (wrapped.rule, wrapped.cause, wrapped.expected, wrapped.found) == (
+        "block.last_commit", "block.state_root", "1", "2"
+    )
+
+
 def test_altered_last_commit_names_the_inner_rule(data_dir: Path) -> None:
     corrupt(data_dir, _last_commit_altered)
     failure = audit(data_dir, workers=2).failure
@@ -390,18 +428,18 @@ def test_chunks_cut_across_blocks_map_passes_back_to_their_positions(
     # Chunks are cut at CHUNK_SIZE whatever the block size: a block's transactions may
     # span chunks and a chunk hold several blocks. Every pass must land on its own
     # block and position: here every transaction a worker can check, and nothing else.
-    import ledger.audit
+    from ledger.audit import pipeline, replay
     from ledger.transactions import DocAmend, Envelope
 
     seen: dict[int, frozenset[int]] = {}
-    execute = ledger.audit.execute_block
+    execute = replay.execute_block
 
     def recording(chain: Chain, block: Block, **kwargs: Any) -> Any:
         seen[block.header.height] = kwargs["checked"]
         return execute(chain, block, **kwargs)
 
-    monkeypatch.setattr(ledger.audit, "CHUNK_SIZE", chunk_size)
-    monkeypatch.setattr(ledger.audit, "execute_block", recording)
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", chunk_size)
+    monkeypatch.setattr(replay, "execute_block", recording)
     report = audit(data_dir, workers=2)
     assert report.passed, report.failure
     store = LevelDBStore(data_dir / "ledger", create=False)
@@ -418,9 +456,9 @@ def test_chunks_cut_across_blocks_map_passes_back_to_their_positions(
 def test_small_chunks_still_name_the_transaction(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, edit: Callable[[LevelDBStore], None], tx_index: int, rule: str
 ) -> None:
-    import ledger.audit
+    from ledger.audit import pipeline
 
-    monkeypatch.setattr(ledger.audit, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(pipeline, "CHUNK_SIZE", 2)
     corrupt(data_dir, edit)
     failure = audit(data_dir, workers=2).failure
     assert failure is not None and (failure.height, failure.tx_index, failure.rule) == (2, tx_index, rule)
