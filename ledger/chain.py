@@ -52,8 +52,6 @@ the state tree in pages (format 1, before both, wrote no ``m/format``)."""
 
 OFFICER_ACTIVE = b"active"
 OFFICER_REVOKED = b"revoked"
-STATUS_ACTIVE = "active"
-STATUS_REVOKED = "revoked"
 
 
 def key_block(height: int) -> bytes:

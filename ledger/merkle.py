@@ -31,10 +31,13 @@ Storage layout under a ``prefix``:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ledger.encoding import HASH_SIZE, H, pack_uint64
 from ledger.errors import ConsistencyProofError, InclusionProofError, StoreCorruptError
-from ledger.store import KVReader, WriteBatch
+
+if TYPE_CHECKING:  # annotations only: the verifiers load without storage, as an offline verifier must
+    from ledger.store import KVReader, WriteBatch
 
 __all__ = [
     "EMPTY_ROOT",

@@ -11,6 +11,8 @@ This module owns the tree's hashing rule and its proofs, and exports its persist
   writes only into the caller's :class:`~ledger.store.WriteBatch`; they are defined in
   :mod:`ledger.smt_store`, whose docstring gives the storage layout (pages of four levels
   of nodes), and a differential property test keeps them equal to :func:`compute_root_naive`.
+  That module is loaded on first use of either name, so that the rule and the proofs load
+  without storage, as an offline verifier must.
 
 Bit ``i`` of a key, most significant first, picks the branch at depth ``i`` (0 = left).
 An empty subtree hashes to 32 zero bytes; a subtree holding exactly one leaf hashes to
@@ -23,10 +25,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.encoding import H
 from ledger.errors import StateProofError
+
+if TYPE_CHECKING:
+    from ledger.smt_store import NodeCache as NodeCache
+    from ledger.smt_store import StateTree as StateTree
 
 KEY_SIZE = 32
 KEY_BITS = 256
@@ -199,7 +205,10 @@ leaf_hash = compute_leaf_hash
 """The name the task brief uses for :func:`compute_leaf_hash`."""
 
 
-# The persisted tree lives in ledger.smt_store, which uses the names above; imported last,
-# so that either module may be imported first.
-from ledger.smt_store import NodeCache as NodeCache  # noqa: E402
-from ledger.smt_store import StateTree as StateTree  # noqa: E402
+def __getattr__(name: str) -> Any:
+    # The persisted tree (ledger.smt_store, which uses the names above) on first use only.
+    if name in ("NodeCache", "StateTree"):
+        from ledger import smt_store
+
+        return getattr(smt_store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -76,6 +76,11 @@ KIND_DOC_REVOKE = "doc.revoke"
 KIND_OFFICER_REGISTER = "officer.register"
 KIND_OFFICER_REVOKE = "officer.revoke"
 
+STATUS_ACTIVE = "active"
+"""A document's status in its state-tree value (DESIGN §6) from its issue on."""
+STATUS_REVOKED = "revoked"
+"""Its status once a ``doc.revoke`` has been committed."""
+
 _ZONE_ID = re.compile(r"[A-Z]{2}-[A-Z0-9][A-Z0-9-]{0,30}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Everything split_doc_id checks, at once: a zone id, "/", a number without controls.

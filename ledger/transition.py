@@ -30,8 +30,6 @@ from ledger.chain import (
     KEY_HEAD,
     OFFICER_ACTIVE,
     OFFICER_REVOKED,
-    STATUS_ACTIVE,
-    STATUS_REVOKED,
     Chain,
     DocRecord,
     HistoryEntry,
@@ -96,6 +94,8 @@ from ledger.limits import MAX_DOCUMENT_BYTES
 from ledger.merkle import MerkleLog
 from ledger.store import Overlay, WriteBatch
 from ledger.transactions import (
+    STATUS_ACTIVE,
+    STATUS_REVOKED,
     Attachment,
     DocAmend,
     DocIssue,

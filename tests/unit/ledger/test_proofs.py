@@ -1,4 +1,4 @@
-"""ledger/proofs.py: bundles built from a chain, and every verdict they lead to."""
+"""ledger/proofs/: bundles built from a chain, and every verdict they lead to."""
 
 from __future__ import annotations
 
@@ -258,3 +258,28 @@ def test_checkpoint_verifies_and_a_forged_one_does_not(built: Built) -> None:
         verify_checkpoint(forged, genesis)
     with pytest.raises(errors.BundleHeaderError):
         verify_checkpoint(dict(checkpoint, block_hash=forked.block_hash.hex()), genesis)
+
+
+@pytest.mark.parametrize("module", ["ledger.proofs.verify", "ledger.proofs"])
+def test_the_offline_verifier_loads_no_storage(module: str) -> None:
+    # Verifying needs the genesis file only: importing the verifier (or the package, whose
+    # building side loads on first use) must not bring in the chain, the store or LevelDB.
+    import subprocess
+    import sys
+
+    code = (
+        f"import sys, {module}\n"
+        "from ledger.proofs import verify_bundle, verify_checkpoint\n"
+        "print(sorted(m for m in ('ledger.chain', 'ledger.store', 'ledger.smt_store', 'plyvel') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_building_names_still_load_from_the_package() -> None:
+    import ledger.proofs
+    from ledger.proofs import build
+
+    assert (ledger.proofs.build_bundle, ledger.proofs.bundle_for_hash) == (build.build_bundle, build.bundle_for_hash)
+    with pytest.raises(AttributeError):
+        ledger.proofs.no_such_name  # noqa: B018

@@ -1,0 +1,155 @@
+"""Reading an untrusted bundle (or checkpoint) piece by piece, trusting nothing in it.
+
+:class:`Evidence` parses each piece of a bundle on first use (header, certificate,
+transaction, history, ...) and raises a :class:`~ledger.errors.ProofError` when that
+piece is malformed, so that a check that needs a broken piece fails with the reason
+while the other checks still run. The ``parse_*`` functions accept exactly one
+spelling of each value (lowercase hex, non-negative integers, bounded lists).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from ledger.blocks import CommitCertificate, Header
+from ledger.errors import BundleHeaderError, BundleMalformedError, LedgerError
+from ledger.genesis import Genesis
+from ledger.proofs.bundle import HISTORY_FIELDS, MAX_HISTORY, MAX_PROOF_HASHES
+from ledger.transactions import KIND_DOC_AMEND, KIND_DOC_ISSUE, DocAmend, DocIssue, DocRevoke, Envelope
+
+
+def parse_hex(value: Any, what: str, size: int | None = None) -> bytes:
+    """Lowercase hex only: one spelling per value, as for every hash in the contract."""
+    if type(value) is not str:
+        raise BundleMalformedError(f"{what}: expected lowercase hex, got {type(value).__name__}")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError as exc:
+        raise BundleMalformedError(f"{what}: expected lowercase hex, got {value[:24]!r}") from exc
+    if raw.hex() != value:
+        raise BundleMalformedError(f"{what}: expected lowercase hex without spaces, got {value[:24]!r}")
+    if size is not None and len(raw) != size:
+        raise BundleMalformedError(f"{what}: expected {size} bytes, got {len(raw)}")
+    return raw
+
+
+def parse_int(value: Any, what: str) -> int:
+    if type(value) is not int or value < 0:
+        raise BundleMalformedError(f"{what}: expected a non-negative integer, got {value!r:.40}")
+    return value
+
+
+def parse_hashes(value: Any, what: str) -> list[bytes]:
+    if type(value) is not list or len(value) > MAX_PROOF_HASHES:
+        raise BundleMalformedError(f"{what}: expected a list of at most {MAX_PROOF_HASHES} hashes")
+    return [parse_hex(item, f"{what}[{i}]", 32) for i, item in enumerate(value)]
+
+
+def parse_envelope(data: bytes, what: str) -> Envelope:
+    try:
+        return Envelope.decode(data)
+    except LedgerError as exc:
+        raise BundleMalformedError(f"{what}: expected a canonical transaction envelope, got: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One parsed history entry."""
+
+    tx: bytes
+    envelope: Envelope
+    log_index: int
+    proof: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Which registered version the copy equals."""
+
+    kind: str
+    version: int
+    current: bool
+    attachment: str | None = None
+
+
+class Evidence:
+    """An untrusted bundle (or checkpoint), parsed piece by piece on first use.
+
+    Each piece raises when malformed, so a check that needs a broken piece fails with
+    the reason instead of the whole verification crashing.
+    """
+
+    def __init__(self, raw: Any, genesis: Genesis) -> None:
+        self.raw = raw
+        self.genesis = genesis
+        self.match: Match | None = None
+
+    def get(self, name: str) -> Any:
+        if type(self.raw) is not dict or name not in self.raw:
+            raise BundleMalformedError(f"expected a field {name!r}, got none")
+        return self.raw[name]
+
+    @cached_property
+    def header_bytes(self) -> bytes:
+        return parse_hex(self.get("header"), "header")
+
+    @cached_property
+    def header(self) -> Header:
+        try:
+            return Header.decode(self.header_bytes)
+        except LedgerError as exc:
+            raise BundleHeaderError(f"header: expected canonical header bytes, got: {exc}") from exc
+
+    @cached_property
+    def commit(self) -> CommitCertificate:
+        return CommitCertificate.from_json(self.get("commit"))
+
+    @cached_property
+    def tx(self) -> bytes:
+        return parse_hex(self.get("tx"), "tx")
+
+    @cached_property
+    def envelope(self) -> Envelope:
+        envelope = parse_envelope(self.tx, "tx")
+        if envelope.tx.kind not in (KIND_DOC_ISSUE, KIND_DOC_AMEND):
+            raise BundleMalformedError(f"tx: expected a doc.issue or doc.amend transaction, got {envelope.tx.kind}")
+        return envelope
+
+    @property
+    def body(self) -> DocIssue | DocAmend:
+        body = self.envelope.tx.body
+        assert isinstance(body, DocIssue | DocAmend)  # narrowed by envelope
+        return body
+
+    @cached_property
+    def log_index(self) -> int:
+        return parse_int(self.get("log_index"), "log_index")
+
+    @cached_property
+    def history(self) -> list[Entry]:
+        raw = self.get("history")
+        if type(raw) is not list or not 0 < len(raw) <= MAX_HISTORY:
+            raise BundleMalformedError(f"history: expected a non-empty list of at most {MAX_HISTORY} entries")
+        entries = []
+        for i, item in enumerate(raw):
+            where = f"history[{i}]"
+            if type(item) is not dict or item.keys() != HISTORY_FIELDS:
+                raise BundleMalformedError(f"{where}: expected exactly the fields {sorted(HISTORY_FIELDS)}")
+            tx = parse_hex(item["tx"], f"{where}.tx")
+            entries.append(Entry(
+                tx, parse_envelope(tx, f"{where}.tx"), parse_int(item["log_index"], f"{where}.log_index"),
+                parse_hashes(item["inclusion_proof"], f"{where}.inclusion_proof"),
+            ))
+        return entries
+
+    @property
+    def versions(self) -> list[Entry]:
+        """History entries that introduce a version (issue, amendments), version = position + 1."""
+        return [e for e in self.history if e.envelope.tx.kind in (KIND_DOC_ISSUE, KIND_DOC_AMEND)]
+
+    @property
+    def revocation(self) -> DocRevoke | None:
+        last = self.history[-1].envelope.tx.body
+        return last if isinstance(last, DocRevoke) else None

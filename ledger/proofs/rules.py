@@ -1,0 +1,242 @@
+"""The verifier's rules: each ``validate_*`` checks one thing a bundle claims against genesis.
+
+Each rule reads what it needs from an :class:`~ledger.proofs.evidence.Evidence` and
+returns one plain sentence a trader understands, or raises a
+:class:`~ledger.errors.LedgerError` naming what is wrong. Nothing here reads storage:
+the rules trust only the genesis file and the copy's hash. :mod:`ledger.proofs.verify`
+runs them in the order of its check codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ledger.blocks import compute_quorum, validate_commit
+from ledger.encoding import H, decode_cb, expect_bytes, expect_int, expect_map, expect_str
+from ledger.errors import (
+    BundleGenesisError,
+    BundleHeaderError,
+    BundleHistoryError,
+    BundleIssuerError,
+    BundleMalformedError,
+    BundleStatusError,
+    BundleValidatorsError,
+    CopyMismatchError,
+    EncodingError,
+    MalformedTransactionError,
+)
+from ledger.genesis import Genesis
+from ledger.merkle import verify_inclusion
+from ledger.proofs.bundle import BUNDLE_FIELDS, FORMAT, MATCH_ATTACHMENT, MATCH_DOCUMENT, STATE_VALUE_FIELDS
+from ledger.proofs.evidence import Evidence, Match, parse_hashes, parse_hex
+from ledger.smt import StateProof, verify_state_proof
+from ledger.transactions import (
+    STATUS_ACTIVE,
+    STATUS_REVOKED,
+    DocAmend,
+    DocIssue,
+    DocRevoke,
+    split_doc_id,
+    validate_signature,
+)
+
+
+def _zone_names(genesis: Genesis, indexes: Sequence[int]) -> str:
+    return ", ".join(genesis.zones[i].zone_id for i in indexes if 0 <= i < len(genesis.zones))
+
+
+
+def validate_bundle_shape(raw: Any) -> None:
+    """Exactly the DESIGN §9 fields and the format this verifier reads."""
+    if type(raw) is not dict:
+        raise BundleMalformedError(f"expected a JSON object, got {type(raw).__name__}")
+    if raw.keys() != BUNDLE_FIELDS:
+        missing, extra = sorted(BUNDLE_FIELDS - raw.keys()), sorted(raw.keys() - BUNDLE_FIELDS)
+        raise BundleMalformedError(f"expected the bundle fields, missing {missing}, unexpected {extra}")
+    if raw["format"] != FORMAT:
+        raise BundleMalformedError(f"format: expected {FORMAT!r}, got {raw['format']!r:.40}")
+
+
+def validate_genesis(ev: Evidence) -> str:
+    """``chain_id`` and ``genesis_hash`` are the genesis file's."""
+    genesis = ev.genesis
+    chain_id = ev.get("chain_id")
+    if chain_id != genesis.chain_id:
+        raise BundleGenesisError(f"chain_id: expected {genesis.chain_id!r}, got {chain_id!r:.80}")
+    genesis_hash = parse_hex(ev.get("genesis_hash"), "genesis_hash", 32)
+    if genesis_hash != genesis.genesis_hash:
+        raise BundleGenesisError(f"genesis_hash: expected {genesis.genesis_hash.hex()}, got {genesis_hash.hex()}")
+    return (f"The proof is for chain {genesis.chain_id}, the one your genesis file describes "
+            f"(genesis hash {genesis.genesis_hash.hex()[:16]}…).")
+
+
+def validate_validators(ev: Evidence) -> str:
+    """The bundle's validator list is genesis's, in order."""
+    raw = ev.get("validators")
+    expected = [v.hex() for v in ev.genesis.validators]
+    if raw != expected:
+        raise BundleValidatorsError(f"validators: expected the {len(expected)} keys of genesis in order, got others")
+    zones = ", ".join(zone.zone_id for zone in ev.genesis.zones)
+    return f"The {len(expected)} validators named are those of genesis: {zones}."
+
+
+def validate_header(ev: Evidence) -> str:
+    """Header bytes decode canonically, belong to the chain and the set; ``header_fields`` repeat them."""
+    header = ev.header
+    genesis = ev.genesis
+    if header.chain_id != genesis.chain_id:
+        raise BundleHeaderError(f"header.chain_id: expected {genesis.chain_id!r}, got {header.chain_id!r}")
+    if header.validators_hash != genesis.validators_hash:
+        raise BundleHeaderError(
+            f"header.validators_hash: expected {genesis.validators_hash.hex()}, got {header.validators_hash.hex()}"
+        )
+    if ev.get("header_fields") != header.to_json():
+        raise BundleHeaderError("header_fields: expected the decoded header's fields, got different ones")
+    return (f"Block {header.height} of chain {header.chain_id}: {header.log_size} transactions logged, "
+            f"validated by the genesis validator set.")
+
+
+def validate_bundle_commit(ev: Evidence) -> str:
+    """The certificate signs ``H(header)`` with a quorum of distinct genesis validators."""
+    header = ev.header
+    commit = ev.commit
+    validators = ev.genesis.validators
+    validate_commit(
+        commit, chain_id=ev.genesis.chain_id, validators=validators, height=header.height,
+        block_hash=H(ev.header_bytes),
+    )
+    signers = [s.validator for s in commit.signatures]
+    return (f"Block {header.height} was certified by {len(signers)} of {len(validators)} validators "
+            f"({_zone_names(ev.genesis, signers)}); {compute_quorum(len(validators))} were needed.")
+
+
+def validate_inclusion(ev: Evidence) -> str:
+    """The current transaction is leaf ``log_index`` of the log the header commits to."""
+    header = ev.header
+    proof = parse_hashes(ev.get("inclusion_proof"), "inclusion_proof")
+    verify_inclusion(ev.tx, ev.log_index, header.log_size, proof, header.log_root)
+    return (f"The transaction is entry {ev.log_index} of the ledger's log of {header.log_size} entries "
+            f"certified in block {header.height}.")
+
+
+def validate_tx_signature(ev: Evidence) -> str:
+    """The current transaction is for this chain and signed by its signer."""
+    envelope = ev.envelope
+    if envelope.tx.chain_id != ev.genesis.chain_id:
+        raise BundleMalformedError(f"tx.chain_id: expected {ev.genesis.chain_id!r}, got {envelope.tx.chain_id!r}")
+    validate_signature(envelope)
+    return f"The {envelope.tx.kind} transaction carries a valid signature by key {envelope.tx.signer.hex()[:16]}…."
+
+
+def validate_issuer(ev: Evidence) -> str:
+    """The ``doc_id``'s zone is a member; says whether the signer is an officer listed in genesis."""
+    envelope = ev.envelope
+    try:
+        zone_id, _ = split_doc_id(ev.body.doc_id)
+    except MalformedTransactionError as exc:
+        raise BundleIssuerError(str(exc)) from exc
+    zone = ev.genesis.zone(zone_id)
+    if zone is None:
+        raise BundleIssuerError(f"doc_id: expected a zone of genesis, got {zone_id!r}")
+    key = envelope.tx.signer.hex()[:16]
+    if envelope.tx.signer in zone.officers:
+        return f"Issued by {zone.zone_id} ({zone.name}); key {key}… is an officer listed in genesis."
+    return (f"Issued by {zone.zone_id} ({zone.name}); key {key}… was registered after genesis "
+            f"(its authority was checked by the validators that committed it).")
+
+
+def validate_integrity(ev: Evidence, copy_hash: bytes) -> str:
+    """``copy_hash`` is a registered version's hash or one of its attachments'; records which."""
+    versions = ev.versions
+    count = len(versions)
+    for position, entry in enumerate(reversed(versions)):
+        version = count - position
+        body = entry.envelope.tx.body
+        assert isinstance(body, DocIssue | DocAmend)  # versions holds only these
+        current = position == 0
+        if body.doc_hash == copy_hash:
+            ev.match = Match(MATCH_DOCUMENT, version, current)
+            break
+        named = next((a.name for a in body.attachments if a.sha256 == copy_hash), None)
+        if named is not None:
+            ev.match = Match(MATCH_ATTACHMENT, version, current, named)
+            break
+    match = ev.match
+    if match is None:
+        raise CopyMismatchError(f"expected one of the {count} registered versions, got hash {copy_hash.hex()}")
+    what = "Your copy is" if match.kind == MATCH_DOCUMENT else f"Your file is the attachment {match.attachment!r} of"
+    if match.current:
+        return f"{what} version {match.version}, the current one."
+    return f"{what} version {match.version}; it has been replaced by version {count}."
+
+
+def validate_history(ev: Evidence) -> str:
+    """Every entry is included and signed; issue first; amendments chain; one revocation, last."""
+    header = ev.header
+    history = ev.history
+    doc_id = ev.body.doc_id
+    previous_index = -1
+    previous_hash: bytes | None = None
+    for i, entry in enumerate(history):
+        where = f"history[{i}]"
+        tx = entry.envelope.tx
+        verify_inclusion(entry.tx, entry.log_index, header.log_size, entry.proof, header.log_root)
+        if tx.chain_id != ev.genesis.chain_id:
+            raise BundleHistoryError(f"{where}: expected chain {ev.genesis.chain_id!r}, got {tx.chain_id!r}")
+        validate_signature(entry.envelope)
+        if entry.log_index <= previous_index:
+            raise BundleHistoryError(f"{where}.log_index: expected above {previous_index}, got {entry.log_index}")
+        previous_index = entry.log_index
+        body = tx.body
+        if not isinstance(body, DocIssue | DocAmend | DocRevoke):
+            raise BundleHistoryError(f"{where}: expected a document transaction, got {tx.kind}")
+        if body.doc_id != doc_id:
+            raise BundleHistoryError(f"{where}.doc_id: expected {doc_id!r}, got {body.doc_id!r}")
+        if (i == 0) != isinstance(body, DocIssue):
+            raise BundleHistoryError(f"{where}: expected doc.issue first and only first, got {tx.kind}")
+        if isinstance(body, DocAmend) and body.supersedes != previous_hash:
+            raise BundleHistoryError(f"{where}.supersedes: expected the previous version {previous_hash!r:.20}")
+        if isinstance(body, DocRevoke):
+            if i != len(history) - 1:
+                raise BundleHistoryError(f"{where}: expected a revocation only as the last entry")
+            if body.doc_hash != previous_hash:
+                raise BundleHistoryError(f"{where}.doc_hash: expected the version it revokes")
+        else:
+            previous_hash = body.doc_hash
+    last = ev.versions[-1]
+    if (last.tx, last.log_index) != (ev.tx, ev.log_index):
+        raise BundleHistoryError("tx: expected the last issue or amendment of the history, got another")
+    versions = len(ev.versions)
+    amendments = versions - 1
+    revoked = " and revoked" if ev.revocation is not None else ""
+    return (f"{len(history)} transaction(s) in order: issued, amended {amendments} time(s){revoked}; "
+            f"each is in the certified log and signed.")
+
+
+def validate_status(ev: Evidence) -> str:
+    """The state proof shows the current value for ``H(doc_id)``, and it agrees with tx and history."""
+    header = ev.header
+    body = ev.body
+    document_hash = parse_hex(ev.get("document_hash"), "document_hash", 32)
+    if document_hash != body.doc_hash:
+        raise BundleStatusError(f"document_hash: expected the current tx's {body.doc_hash.hex()}, got {document_hash.hex()}")
+    value_bytes = parse_hex(ev.get("state_value"), "state_value")
+    try:
+        value = expect_map(decode_cb(value_bytes), "state_value", STATE_VALUE_FIELDS)
+        doc_hash = expect_bytes(value["doc_hash"], "state_value.doc_hash", 32)
+        status = expect_str(value["status"], "state_value.status")
+        version = expect_int(value["version"], "state_value.version", 1)
+        log_index = expect_int(value["log_index"], "state_value.log_index")
+    except EncodingError as exc:
+        raise BundleStatusError(f"state_value: expected the canonical state record, got: {exc}") from exc
+    proof = StateProof.from_json(ev.get("state_proof"))
+    verify_state_proof(H(body.doc_id.encode("utf-8")), value_bytes, proof, header.state_root)
+    expected_status = STATUS_REVOKED if ev.revocation is not None else STATUS_ACTIVE
+    versions = len(ev.versions)
+    if (doc_hash, log_index, version, status) != (body.doc_hash, ev.log_index, versions, expected_status):
+        raise BundleStatusError(
+            f"state_value: expected version {versions} ({body.doc_hash.hex()[:16]}…, entry {ev.log_index}) "
+            f"{expected_status}, got version {version} ({doc_hash.hex()[:16]}…, entry {log_index}) {status}"
+        )
+    return f"As of block {header.height}, version {version} is the current one and the document is {status}."
