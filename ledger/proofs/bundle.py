@@ -12,6 +12,7 @@ BUNDLE_FIELDS = frozenset({
     "format", "chain_id", "genesis_hash", "document_hash", "tx", "log_index", "header", "header_fields",
     "commit", "validators", "inclusion_proof", "state_value", "state_proof", "history",
 })
+"""Exactly the fields of a bundle: a verifier refuses one with any missing or any other."""
 CHECKPOINT_FIELDS = frozenset({
     "header", "header_fields", "block_hash", "commit", "validators", "chain_id", "genesis_hash",
 })

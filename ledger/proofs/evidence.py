@@ -1,10 +1,11 @@
 """Reading an untrusted bundle (or checkpoint) piece by piece, trusting nothing in it.
 
 :class:`Evidence` parses each piece of a bundle on first use (header, certificate,
-transaction, history, ...) and raises a :class:`~ledger.errors.ProofError` when that
-piece is malformed, so that a check that needs a broken piece fails with the reason
-while the other checks still run. The ``parse_*`` functions accept exactly one
-spelling of each value (lowercase hex, non-negative integers, bounded lists).
+transaction, history, ...) and raises a :class:`~ledger.errors.LedgerError` (mostly
+``proof.bundle_malformed``) when that piece is malformed, so that a check that needs a
+broken piece fails with the reason while the other checks still run. The ``parse_*``
+functions accept exactly one spelling of each value (lowercase hex, non-negative
+integers, bounded lists).
 """
 
 from __future__ import annotations

@@ -46,7 +46,6 @@ def _zone_names(genesis: Genesis, indexes: Sequence[int]) -> str:
     return ", ".join(genesis.zones[i].zone_id for i in indexes if 0 <= i < len(genesis.zones))
 
 
-
 def validate_bundle_shape(raw: Any) -> None:
     """Exactly the DESIGN §9 fields and the format this verifier reads."""
     if type(raw) is not dict:
