@@ -22,7 +22,7 @@ holds the table of every code, class, parent and HTTP status).
     ├── KeyFileError                     key.file_invalid
     │   └── KeyPassphraseError           key.passphrase
     ├── GenesisError                     genesis.invalid
-    ├── DocumentError                    doc.invalid           (has .path; the content breaks a rule)
+    ├── DocumentError                    doc.invalid           (has .path; the content rules first)
     │   ├── DocumentSchemaError          doc.schema
     │   ├── CountryCodeError             doc.country_code
     │   ├── CurrencyCodeError            doc.currency_code

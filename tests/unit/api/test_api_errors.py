@@ -77,6 +77,8 @@ def test_mapping_names_only_real_codes() -> None:
         (errors.NodeUnavailableError, 503),
         (errors.StoreCorruptError, 500),
         (errors.KeyPassphraseError, 500),
+        (errors.DocumentRegistrationError, 422),
+        (errors.ConfigError, 500),  # the node's own settings; was 400 while it hung under RequestError
     ],
 )
 def test_chosen_statuses(cls: type[LedgerError], status: int) -> None:
