@@ -90,18 +90,19 @@ class ConsensusConfig:
     """Per-round growth of every timeout, and the base prevote/precommit timeout."""
     rebroadcast_ms: int = 2000
     """Re-send own latest messages when a round lasts this long."""
+    n: int = field(init=False, repr=False, compare=False)
+    """Number of validators (derived)."""
+    quorum: int = field(init=False, repr=False, compare=False)
+    """floor(2n/3) + 1 (derived)."""
+    skip_threshold: int = field(init=False, repr=False, compare=False)
+    """f + 1, the round-skip threshold (derived)."""
 
-    @property
-    def n(self) -> int:
-        return len(self.validators)
-
-    @property
-    def quorum(self) -> int:
-        return compute_quorum(self.n)
-
-    @property
-    def skip_threshold(self) -> int:
-        return compute_max_faulty(self.n) + 1
+    def __post_init__(self) -> None:
+        # Read on every event: computed once (the machine's hottest lookups).
+        n = len(self.validators)
+        object.__setattr__(self, "n", n)
+        object.__setattr__(self, "quorum", compute_quorum(n))
+        object.__setattr__(self, "skip_threshold", compute_max_faulty(n) + 1)
 
 
 @dataclass(slots=True)

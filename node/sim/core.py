@@ -565,20 +565,26 @@ class Simulation:
         message = send.message
         if isinstance(message, SignedVote | SignedProposal) and self.is_signature_valid(message):
             self.oracle.record(message)
-        s, rng = self.schedule, self.rng
+        s, random = self.schedule, self.rng.random
         before_gst = self.now < s.gst_ms
         low, high = s.delay_ms
+        span, targets, drop, duplicate, reorder = high - low + 1, send.targets, s.drop, s.duplicate, s.reorder
+        start = self.now + send.delay_ms + low
+        queue, deliver = self.queue, self._deliver
+        sent = 0
         for dst in src.peers:
-            if send.targets is not None and dst.validator not in send.targets:
+            if targets is not None and dst.validator not in targets:
                 continue
-            if before_gst and (rng.random() < s.drop or self._is_cut(src.validator, dst.validator)):
+            if before_gst and (random() < drop or self._is_cut(src.validator, dst.validator)):
                 continue
-            for _ in range(2 if rng.random() < s.duplicate else 1):
-                delay = rng.randint(low, high) + send.delay_ms
-                if rng.random() < s.reorder:
-                    delay += rng.randint(0, 3 * high)
-                self.result.messages += 1
-                self.at(self.now + delay, self._deliver, src, dst, message)
+            for _ in range(2 if random() < duplicate else 1):
+                when = start + int(random() * span)
+                if random() < reorder:
+                    when += int(random() * (3 * high + 1))
+                sent += 1
+                self.seq += 1
+                heapq.heappush(queue, (when, self.seq, deliver, (src, dst, message)))
+        self.result.messages += sent
 
     def _deliver(self, src: Endpoint, dst: Endpoint, message: ConsensusMessage) -> None:
         """What the runtime's peer handlers do with a message, then the driver."""

@@ -87,8 +87,8 @@ def test_catch_up_goes_through_sync_with_slow_status_peers() -> None:
 SMALL = {
     "lock": (1, 10, "lock"),
     "pol_check": (2, 10, "proof-of-lock"),
-    "valid_value": (1, 10, "liveness"),
-    "round_skip": (6, 10, "liveness"),
+    "valid_value": (4, 10, "liveness"),
+    "round_skip": (8, 10, "liveness"),
     "write_ahead": (3, 10, "double-sign"),
     "catchup_rebuild": (1, 10, "double-sign"),
     "book_bound": (7, 10, "memory"),
