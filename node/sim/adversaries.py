@@ -36,9 +36,10 @@ key. One behaviour per rule it attacks:
     to 10^6): the vote book must stay bounded.
 ``defector``
     votes nil on everything (so the validators it works with move through rounds
-    without deciding, leaving behind those the network cut off), then, around GST,
-    falls silent for good: the validators that went ahead need the ones left behind,
-    which must catch up by the f+1 round skip.
+    without deciding, leaving behind those the network cut off), then falls silent for
+    good: as soon as its book shows a validator two rounds behind, or around GST. The
+    validators that went ahead then need the ones left behind, which must catch up by
+    the f+1 round skip.
 ``withholder``
     signs its precommits but releases each one late (up to 5 s), and to some peers
     only; at half the heights it then falls silent for the rest of the height.
@@ -313,6 +314,9 @@ class Defector(Byzantine):
     def on_send(self, message: ConsensusMessage) -> list[Send]:
         if self.is_mute():
             return []
+        if self.is_someone_left_behind():
+            self.silent_from = self.sim.now  # desert now: the ones ahead need the one behind
+            return []
         if not self.is_own(message) or not isinstance(message, SignedVote) or message.vote.block_hash is None:
             return [Send(message)]
         v = message.vote
@@ -320,6 +324,17 @@ class Defector(Byzantine):
         if key not in self.nil_votes:
             self.nil_votes[key] = self.sign_vote(v.type, v.height, v.round, None)
         return [Send(self.nil_votes[key])]
+
+    def is_someone_left_behind(self) -> bool:
+        """Whether, as far as its own book shows, some validator is 2 rounds or more behind it."""
+        machine = self.node.driver.machine
+        if machine.round < 2 or machine.decided is not None:
+            return False
+        last_seen = dict.fromkeys(range(self.sim.n), 0)
+        for round_, senders in machine.book.senders.items():
+            for validator in senders:
+                last_seen[validator] = max(last_seen[validator], round_)
+        return any(r <= machine.round - 2 for v, r in last_seen.items() if v != self.node.validator)
 
     def is_mute(self) -> bool:
         return self.sim.now >= self.silent_from

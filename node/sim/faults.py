@@ -13,8 +13,9 @@ a schedule may hold:
   its k-th message (before or after sending it), or right after sync applied its k-th
   block, and comes back with its write-ahead log (triggers reached after GST are
   ignored);
-* **catch-up races**: one validator cut off alone long enough for the others to decide
-  a few heights, so that it comes back through sync while the next height is starting;
+* **catch-up races**: one validator cut off alone (2-10 s) long enough for the others
+  to decide a few heights (it comes back through sync while the next height is
+  starting) or to go a few rounds ahead (it comes back by the round skip);
 * **slow status peers**: validators whose answer to a sync's status request takes
   seconds, or never comes (the requester gives up after 5 s);
 * **load**: ``busy`` (every mempool has work from the start), ``one`` (only one
@@ -194,9 +195,9 @@ def generate_schedule(seed: int, params: SimParams) -> Schedule:
         start = rng.randint(0, gst - 500)
         size = rng.randint(1, max(1, n // 2))
         partitions.append(Partition(start, rng.randint(start + 200, gst), frozenset(rng.sample(range(n), size))))
-    if rng.random() < 0.5:  # a catch-up race: one validator alone long enough to fall behind
+    if rng.random() < 0.75:  # a catch-up race: one validator alone long enough to fall behind
         start = rng.randint(0, max(0, gst - 2_500))
-        partitions.append(Partition(start, min(gst, start + rng.randint(1_500, 8_000)), frozenset({rng.randrange(n)})))
+        partitions.append(Partition(start, min(gst, start + rng.randint(2_000, 10_000)), frozenset({rng.randrange(n)})))
     slow_status: dict[int, int] = {}
     for v in rng.sample(range(n), rng.randint(0, max(1, f))):
         slow_status[v] = rng.choice((STATUS_NEVER, rng.randint(500, 3_000), rng.randint(3_000, 8_000)))
