@@ -23,6 +23,7 @@ from node.consensus import (
     step,
 )
 from node.messages import sign_proposal
+from node.sim.invariants import compute_book_bound
 
 KEYS = [SigningKey.from_label(f"sim validator {i}") for i in range(4)]
 CONFIG = ConsensusConfig("c", tuple(k.public for k in KEYS), 0, KEYS[0])
@@ -62,3 +63,21 @@ def test_never_signs_two_different_votes(script: list[Any]) -> None:
         if isinstance(record.message, SignedVote):
             v = record.message.vote
             assert signed.setdefault((v.round, v.type), record.message) == record.message
+
+
+far_votes = st.builds(
+    lambda i, t, r, v: VoteReceived(Vote("c", t, 1, r, v, i).sign(KEYS[i])),
+    st.integers(1, 3), st.sampled_from([PREVOTE, PRECOMMIT]),
+    st.one_of(st.integers(0, 6), st.integers(7, 1_000_000)), st.sampled_from([*VALUES, b"\x03" * 32, b"\x04" * 32]),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(far_votes, proposals, timeouts, validity), max_size=80))
+def test_vote_book_stays_bounded(script: list[Any]) -> None:
+    """Whatever votes arrive, for whatever rounds and values, the book never holds more
+    than the bound the simulator checks (decision 0011)."""
+    state, _ = step(new_state(CONFIG), StartHeight(1, None))
+    for event in script:
+        state, _ = step(state, event)
+        assert state.book.get_size() <= compute_book_bound(4, state.round)
