@@ -51,8 +51,8 @@ from ledger.chain import (
     key_tx,
     pack_record,
 )
-from ledger.documents import DOC_TYPES, check_canonical_document, document_number, validate_document
-from ledger.encoding import H, bounded_repr, parse_canonical_json
+from ledger.documents import DOC_TYPES, validate_document_bytes
+from ledger.encoding import H, bounded_repr
 from ledger.errors import (
     AttachmentError,
     BlockChainIdError,
@@ -60,13 +60,11 @@ from ledger.errors import (
     DocIdMismatchError,
     DocumentExistsError,
     DocumentHashMismatchError,
-    DocumentJsonError,
     DocumentMissingError,
     DocumentNotFoundError,
     DocumentRevokedError,
     DocumentTooLargeError,
     DuplicateInBlockError,
-    JsonError,
     LastCommitMismatchError,
     LedgerError,
     LogRootMismatchError,
@@ -306,15 +304,7 @@ def validate_content(
         )
     if checked_before:
         return
-    own_number = check_canonical_document(doc_type, content)
-    if own_number is None:
-        # Not shown in one compiled pass: the exact path, which names any fault.
-        try:
-            document = parse_canonical_json(content)
-        except JsonError as exc:
-            raise DocumentJsonError(str(exc)) from exc
-        validate_document(doc_type, document)
-        own_number = document_number(doc_type, document)
+    own_number = validate_document_bytes(doc_type, content)
     _, number = doc_id_parts(doc_id)
     if own_number != number:
         raise DocIdMismatchError(f"doc_id: expected \"<zone>/{own_number}\" (the document's number), got {doc_id!r}")

@@ -1,4 +1,4 @@
-"""ledger.documents: the document schemas, their error paths and the fast path."""
+"""ledger.documents: the document schemas, their error paths, and one verdict for a value and its bytes."""
 
 from __future__ import annotations
 
@@ -11,19 +11,28 @@ from typing import Any
 import pytest
 
 from ledger import documents
-from ledger.documents import DOC_TYPES, document_number, document_summary, validate_document
+from ledger.documents import (
+    DOC_TYPES,
+    document_number,
+    document_summary,
+    validate_document,
+    validate_document_bytes,
+)
+from ledger.encoding import jcs
 from ledger.errors import (
     CountryCodeError,
     CurrencyCodeError,
     DateTimeError,
     DecimalError,
     DocumentError,
+    DocumentJsonError,
     DocumentSchemaError,
     HsCodeError,
     LocodeError,
     ProcedureCodeError,
     UnknownDocTypeError,
 )
+from ledger.limits import MAX_NESTING_DEPTH
 from ledger.testkit import EXAMPLE_DOC_TYPES, TRADETRUST_SAMPLE_DOC_TYPES
 
 REPO = Path(__file__).resolve().parents[3]
@@ -817,20 +826,25 @@ def test_document_summary_never_raises_on_malformed(doc_type: str) -> None:
         assert isinstance(document_summary(doc_type, junk), dict)
 
 
-# --- fast path against the reference rules -------------------------------------------
+# --- one verdict for a document as a value and as bytes ------------------------------
 
 
-def reference_accepts(doc_type: str, document: Any) -> bool:
-    schema = documents._SELECTORS[doc_type](document)
+def verdict(check: Callable[[], object]) -> tuple[str, str | None] | None:
+    """None when ``check`` accepts, else the code and the path of its refusal."""
     try:
-        schema.node.check(document)
-    except documents._RuleError:
-        return False
-    return True
+        check()
+    except DocumentError as exc:
+        return exc.code, exc.path
+    return None
 
 
-def fast_accepts(doc_type: str, document: Any) -> bool:
-    return documents._SELECTORS[doc_type](document).is_valid(document)
+def verdicts(doc_type: str, document: Any) -> tuple[Any, Any]:
+    """(the verdict on the value, the verdict on its RFC 8785 bytes)."""
+    data = jcs(document)
+    return (
+        verdict(lambda: validate_document(doc_type, document)),
+        verdict(lambda: validate_document_bytes(doc_type, data)),
+    )
 
 
 BAD_VALUES: list[Any] = [
@@ -872,19 +886,90 @@ def mutations_of(document: Any) -> Iterator[Any]:
 
 
 @pytest.mark.parametrize("name", ["chafta", *sorted(EXAMPLE_TYPES)])
-def test_fast_path_agrees_with_reference_on_every_single_mutation(name: str) -> None:
+def test_value_and_bytes_agree_on_every_single_mutation(name: str) -> None:
     doc_type = "certificate_of_origin" if name == "chafta" else EXAMPLE_TYPES[name]
     base = chafta() if name == "chafta" else example(name)
-    count = 0
+    seen = {True: 0, False: 0}
     for doc in mutations_of(base):
-        assert fast_accepts(doc_type, doc) == reference_accepts(doc_type, doc), json.dumps(doc)[:300]
-        count += 1
-    assert count > 50
+        on_value, on_bytes = verdicts(doc_type, doc)
+        assert on_value == on_bytes, json.dumps(doc)[:300]
+        seen[on_value is None] += 1
+    assert seen[True] > 10 and seen[False] > 50, seen
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
-def test_fast_path_rejects_every_malformed_case(case: tuple[Any, ...]) -> None:
-    _, doc_type, base, mutation, _, _ = case
+def test_every_malformed_case_is_refused_alike_as_bytes(case: tuple[Any, ...]) -> None:
+    _, doc_type, base, mutation, error, path = case
     doc = mutated(base, mutation)
-    assert not fast_accepts(doc_type, doc)
-    assert not reference_accepts(doc_type, doc)
+    with pytest.raises(DocumentError) as info:
+        validate_document_bytes(doc_type, jcs(doc))
+    assert type(info.value) is error and info.value.path == path
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_TYPES))
+def test_bytes_give_the_documents_number(name: str) -> None:
+    doc = example(name)
+    assert validate_document_bytes(EXAMPLE_TYPES[name], jcs(doc)) == document_number(EXAMPLE_TYPES[name], doc)
+
+
+def test_unknown_doc_type_as_bytes() -> None:
+    with pytest.raises(UnknownDocTypeError):
+        validate_document_bytes("passport", jcs(chafta()))
+
+
+# --- what no schema names is still JSON under the document rules -----------------------
+
+GROSS_WEIGHT = (SCC, ICI, 0, "tradeLineItems", 0, "transportPackages", 0, "grossWeight")
+
+
+def test_float_in_an_unnamed_member_is_refused() -> None:
+    # Regression: validate_document accepted transportPackages[0].grossWeight = 450.5,
+    # since no schema names grossWeight; DESIGN §2 forbids floats anywhere in a document.
+    doc = example("coo_preferential.json")
+    at(doc, *GROSS_WEIGHT[:-1])[GROSS_WEIGHT[-1]] = 450.5
+    with pytest.raises(DocumentJsonError) as info:
+        validate_document("certificate_of_origin", doc)
+    assert info.value.code == "doc.json" and "float" in info.value.message
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert b'"grossWeight":450.5' in data
+    with pytest.raises(DocumentJsonError) as on_bytes:
+        validate_document_bytes("certificate_of_origin", data)
+    assert "float" in on_bytes.value.message
+
+
+@pytest.mark.parametrize("value", [1.0, 450.5, -0.0, 2**53, -(2**53), 10**30])
+def test_floats_and_big_integers_are_refused_wherever_they_are(value: Any) -> None:
+    for where in ("salt", "iD", "x-extension"):
+        doc = example("coo_preferential.json")
+        doc[where] = {"deep": [value]} if where == "x-extension" else value
+        with pytest.raises(DocumentJsonError):
+            validate_document("certificate_of_origin", doc)
+
+
+def nested_arrays(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_a_certificate_holding_arrays_300_deep_is_refused_naming_the_limit() -> None:
+    doc = example("coo_preferential.json")
+    doc["x-nested"] = nested_arrays(300)
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert len(data) < 6000
+    for check in (
+        lambda: validate_document("certificate_of_origin", doc),
+        lambda: validate_document_bytes("certificate_of_origin", data),
+    ):
+        with pytest.raises(DocumentJsonError) as info:
+            check()
+        assert str(MAX_NESTING_DEPTH) in info.value.message and "deep" in info.value.message
+
+
+@pytest.mark.parametrize("value", [(1, 2), b"bytes", object(), {1: "one"}, {"iD": {None: 1}}])
+def test_values_that_are_not_json_are_refused_as_json(value: Any) -> None:
+    doc = example("invoice.json")
+    doc["x-extension"] = value
+    with pytest.raises(DocumentJsonError):
+        validate_document("commercial_invoice", doc)
