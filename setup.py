@@ -2,14 +2,13 @@
 
 from setuptools import Extension, setup
 
-# Both JSON helpers include the one canonical scanner.
+# The JSON helper includes the canonical scanner.
 _JSONCANON = ["ledger/_jsoncanon.h"]
 
 setup(
     ext_modules=[
         Extension("ledger._jsonscan", ["ledger/_jsonscan.c"], depends=_JSONCANON),
         Extension("ledger._cbdecode", ["ledger/_cbdecode.c"]),
-        Extension("ledger._docschema", ["ledger/_docschema.c"], depends=_JSONCANON),
         Extension("ledger._smtpage", ["ledger/_smtpage.c"]),
     ]
 )
