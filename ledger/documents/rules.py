@@ -157,7 +157,7 @@ class Leaf:
     def fault(self, value: Any) -> RuleError:
         """Why ``value`` fails this leaf."""
         if self.code_error is not None and type(value) is self.json_type:
-            return RuleError(self.code_error, f"{quote(value)} {self.not_a}")
+            return RuleError(self.code_error, f"{quote(str(value))} {self.not_a}")
         return type_fault(self.expected, value)
 
     def check(self, value: Any, root: Any) -> None:

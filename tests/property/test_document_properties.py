@@ -14,6 +14,7 @@ escapes and number forms, truncation): a refusal is always a ``DocumentError``.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -430,5 +431,5 @@ def test_duplicate_keys_are_refused_as_json() -> None:
 def test_values_that_cannot_be_written_are_refused_as_json() -> None:
     for value in ({"salt": "\ud800"}, {"salt": float("nan")}, {"salt": float("inf")}):
         doc = {**copy.deepcopy(BASES[0][1]), **value}
-        found = verdict(lambda doc=doc: validate_document(BASES[0][0], doc))
+        found = verdict(functools.partial(validate_document, BASES[0][0], doc))
         assert found is not None and found[0] == "doc.json"
