@@ -7,7 +7,7 @@ This module owns the tree's hashing rule and its proofs, and exports its persist
 * the proof type :class:`StateProof` (JSON as in the proof bundle, DESIGN §9) and
   :func:`verify_state_proof`, which returns nothing or raises
   :class:`~ledger.errors.StateProofError`;
-* :class:`StateTree` and its shared :class:`NodeCache`, the persisted fast twin, which
+* :class:`StateTree` and its shared :class:`NodeCache`, the persisted tree, which
   writes only into the caller's :class:`~ledger.store.WriteBatch`; they are defined in
   :mod:`ledger.smt_store`, whose docstring gives the storage layout (pages of four levels
   of nodes), and a differential property test keeps them equal to :func:`compute_root_naive`.

@@ -3,7 +3,7 @@
 The hashing rule, the proofs and the plain reference (:func:`~ledger.smt.compute_root_naive`)
 are in :mod:`ledger.smt`, which also exports :class:`StateTree` and :class:`NodeCache`;
 import them from there. A differential property test keeps :class:`StateTree` equal to
-the reference, and another keeps the compiled walk equal to the Python one (below).
+the reference.
 
 Storage layout under ``prefix`` (default ``b"smt/"``)::
 
@@ -41,24 +41,11 @@ shares one across blocks). An update takes each page it rewrites out of the cach
 puts the new page in, so the cache holds the live tree rather than the garbage of past
 blocks; after a discarded update the pages it took are read from the store again.
 
-The walk, twice. :meth:`StateTree.update_reference` is the update in Python and its
-specification; :meth:`StateTree.update` runs its compiled twin, ``ledger/_smtpage.c``
-(built by ``pip install -e .``), when that imports, and the Python walk otherwise. The
-twin makes the same batch entries (same keys, same bytes, same order) and the same cache
-moves, reads pages the cache does not hold through :meth:`StateTree._take_page` (so a
-damaged page raises the same :class:`~ledger.errors.StoreCorruptError`), and checks pages
-read from the store with its own :func:`parse_page`; a differential property test
-(``tests/property/test_smt_compiled.py``) holds the two together. It hashes with its own
-SHA-256, on the CPU's SHA instructions where there are any. Per key of a batch of 1,000 in
-a tree of 100,000, the interpreted walk costs about 40 us and the compiled one about 7 over
-a memory store (10 to 14 beside LevelDB on a busy two-core machine), most of it the batch
-and cache dictionaries and the hashing; without the SHA instructions, about twice that.
-The two differ only on stores that no update writes: pages that match their hashes but
-not the layout (a node its parent names missing from the page, nodes below depth 256) and
-a root record that is not 32 bytes are a StoreCorruptError for the compiled walk, where
-the Python walk computes some root or fails in its own words.
+The update (:meth:`StateTree.update`) is one walk, in Python, hashing with
+:mod:`hashlib` (OpenSSL, on the CPU's SHA instructions where there are any); a
+differential property test keeps it equal to :func:`~ledger.smt.compute_root_naive`.
 
-Performance notes for the Python walk (CPython): it works on a page as a list ``[mask
+Performance notes (CPython): it works on a page as a list ``[mask
 bytes, record, ...]`` unpacked from the page in one ``struct`` call and joined back in one
 ``bytes.join``; pages in the cache are single ``bytes`` objects, which the garbage
 collector never scans (a cache of tuples of records cost about a tenth of the update time
@@ -67,29 +54,14 @@ in collections).
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import struct
 from binascii import hexlify
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from hashlib import sha256 as _hash
 
-from ledger.compiled import load_compiled
 from ledger.errors import StoreCorruptError
 from ledger.store import KVReader, WriteBatch
-
-
-def _pick_sha256() -> Callable[[bytes], hashlib._Hash]:
-    # CPython's own SHA-256 costs less per call than OpenSSL's for 65-byte inputs, and the
-    # update loop makes one call per node; the digest is the same.
-    try:
-        fast: Callable[[bytes], hashlib._Hash] = importlib.import_module("_sha256").sha256
-    except (ImportError, AttributeError):  # pragma: no cover - other interpreters
-        return hashlib.sha256
-    return fast
-
-
-_sha256 = _pick_sha256()
 
 PAGE_LEVELS = 4
 """Tree levels per page."""
@@ -168,7 +140,7 @@ def parse_page(raw: bytes, root_hash: bytes) -> bytes | None:
             continue
         record = raw[end:end + RECORD_SIZE]
         end += RECORD_SIZE
-        if len(record) != RECORD_SIZE or _sha256(record).digest() != node_hash:
+        if len(record) != RECORD_SIZE or _hash(record).digest() != node_hash:
             return None
         if record[0] == 1:
             if slot < PAGE_BOTTOM:
@@ -183,10 +155,13 @@ def parse_page(raw: bytes, root_hash: bytes) -> bytes | None:
     return bytes(raw) if end == len(raw) else None
 
 
-_smtpage = load_compiled("_smtpage")
-"""The compiled twin of :meth:`StateTree.update_reference` and :func:`parse_page`
-(``ledger/_smtpage.c``), or None: then every update takes the Python walk."""
-_parse_page: Callable[[bytes, bytes], bytes | None] = parse_page if _smtpage is None else _smtpage.parse_page
+def _check_last_level(depth: int, data: bytes, root_hash: bytes) -> None:
+    """Raise :class:`StoreCorruptError` for a page no tree has: below depth 256, or at depth
+    256 holding more than one leaf (keys part at bit 255 at the latest)."""
+    if depth > 256 or data[:3] != b"\x00\x01\x00":
+        raise StoreCorruptError(
+            f"expected no state tree node below the last level (depth 256), got page {root_hash.hex()} at depth {depth}"
+        )
 
 
 class NodeCache:
@@ -282,7 +257,7 @@ class StateTree:
     def _read_page(self, depth: int, path: int, root_hash: bytes) -> bytes:
         """The page rooted at ``depth`` on ``path`` from the store, checked against ``root_hash``."""
         raw = self.reader.get(self._page_prefix + hexlify(path.to_bytes(32, "big"))[:depth // PAGE_LEVELS])
-        page = None if raw is None else _parse_page(raw, root_hash)
+        page = None if raw is None else parse_page(raw, root_hash)
         if page is None:
             found = "nothing" if raw is None else f"{len(raw)} bytes that do not match: {raw[:67].hex()}..."
             if raw is None and depth == 0 and self.reader.get(self.prefix + b"n\x00\x00") is not None:
@@ -311,6 +286,8 @@ class StateTree:
                 data = self._read_page(depth, path, node_hash)
                 if depth < self.cache_depth:
                     cache.add(node_hash, data)
+            if depth >= 256:
+                _check_last_level(depth, data, node_hash)
             page = _UNPACK[len(data)](data)
             layout = _LAYOUTS.get(page[0]) or _layout(page[0])
             slot = 0
@@ -333,37 +310,10 @@ class StateTree:
         cache.age()
         return StateProof(leaf=leaf, siblings=tuple(siblings))
 
-    def _take_page_on(self, depth: int, key: bytes, root_hash: bytes) -> bytes:
-        """:meth:`_take_page` for the compiled walk, which names the path by its key."""
-        return self._take_page(depth, int.from_bytes(key, "big"), root_hash)
-
     def update(self, batch: WriteBatch, items: Mapping[bytes, bytes]) -> bytes:
         """Insert or replace every ``key -> value`` in ``items``; write into ``batch`` only.
 
-        Returns the new root. The walk is the compiled twin of :meth:`update_reference`
-        (``ledger/_smtpage.c``) when it is built, with the same effect on the batch and
-        the cache; otherwise :meth:`update_reference` itself.
-        """
-        if _smtpage is None:  # pragma: no cover - a checkout used without `pip install -e .`
-            return self.update_reference(batch, items)
-        old_root = self.root()
-        if not items:
-            return old_root
-        ops = batch.ops
-        # Depths run from 0 to 256; any cache_depth outside that compares the same as its bound.
-        cache_depth = min(max(self.cache_depth, 0), 257)
-        new_root: bytes = _smtpage.update(
-            ops, self.cache.young, self._take_page_on, self._value_prefix, self._page_prefix,
-            cache_depth, old_root, sorted(items), items,
-        )
-        self.cache.age()
-        ops[self._root_key] = new_root
-        return new_root
-
-    def update_reference(self, batch: WriteBatch, items: Mapping[bytes, bytes]) -> bytes:
-        """:meth:`update` in Python: the specification of the compiled walk.
-
-        Keys are sorted and the tree is walked once, so the top of the tree shared by many
+        Returns the new root. Keys are sorted and the tree is walked once, so the top of the tree shared by many
         keys is read and rehashed once per batch, not once per key (``walk``). Below the
         top almost every key walks alone (``walk_one``: a loop down, a loop up). This is
         the hot loop of block execution: lookups are bound to locals and nodes are plain
@@ -377,8 +327,9 @@ class StateTree:
         keys = sorted(items)
         for key in keys:
             _check_key(key)
+        for key in keys:
             ops[value_prefix + key] = items[key]
-        hashes = [_sha256(items[key]).digest() for key in keys]
+        hashes = [_hash(items[key]).digest() for key in keys]
         paths = [int.from_bytes(key, "big") for key in keys]
         positions = [hexlify(key) for key in keys]
 
@@ -388,7 +339,7 @@ class StateTree:
         young_pop = young.pop
         take_page = self._take_page
         cache_depth = self.cache_depth
-        sha256 = _sha256
+        sha256 = _hash
         empty = _EMPTY
         leaf_tag = LEAF_TAG
         internal_tag = INTERNAL_TAG
@@ -535,6 +486,8 @@ class StateTree:
                     page = [no_nodes]
                 else:
                     data = young_pop(node_hash, b"") or take_page(page_depth, path, node_hash)
+                    if page_depth >= 256:
+                        _check_last_level(page_depth, data, node_hash)
                     page = list(unpack[len(data)](data))
                 layout = layouts(page[0]) or make_layout(page[0])
             layout = layouts(page[0]) or make_layout(page[0])
@@ -594,6 +547,8 @@ class StateTree:
             if node_hash == empty:
                 return build_page(depth, paths, keys, hashes, lo, hi)
             data = young_pop(node_hash, b"") or take_page(depth, paths[lo], node_hash)
+            if depth >= 256:
+                _check_last_level(depth, data, node_hash)
             page = list(unpack[len(data)](data))
             if hi - lo == 1:
                 root_hash = walk_one(depth, 0, page, node_hash, lo)

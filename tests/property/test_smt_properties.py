@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.encoding import H
-from ledger.errors import StateProofError
+from ledger.errors import StateProofError, StoreCorruptError
 from ledger.smt import (
     NodeCache,
     StateProof,
@@ -211,3 +211,100 @@ def test_paged_tree_with_shared_cache_and_discarded_batches_matches_naive(
         depth = len(cold.prove(key).siblings)
         expected_pages |= {cold.page_key(page_depth, key) for page_depth in range(0, depth + 1, 4)}
     assert {key for key in store.data if key.startswith(b"smt/p")} == expected_pages
+
+
+# --- deep chains, larger trees, damaged stores ----------------------------------------
+
+
+def build_in_one_batch(state: dict[bytes, bytes]) -> MemoryStore:
+    store = MemoryStore()
+    batch = WriteBatch()
+    StateTree(Overlay(store, batch)).update(batch, state)
+    store.write(batch)
+    return store
+
+
+def assert_same_as_one_batch(store: MemoryStore, state: dict[bytes, bytes]) -> None:
+    """The store holds exactly what one batch of the whole state writes: the page layout
+    is a function of the keys, however the updates came."""
+    assert store.data == build_in_one_batch(state).data
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=32, max_size=32), st.lists(st.integers(0, 255), min_size=1, max_size=12), st.booleans())
+def test_deep_chains_match_naive(key: bytes, bits: list[int], together: bool) -> None:
+    # Keys differing only deep down: long one-sided chains, split within a page and across
+    # page boundaries, inserted in one batch or one key at a time.
+    keys = [key]
+    for bit in bits:
+        keys.append(flip_bit(keys[-1] if bit % 2 else key, max(bit, 200)))
+    keys = list(dict.fromkeys(keys))
+    store = MemoryStore()
+    state: dict[bytes, bytes] = {}
+    batches = [dict.fromkeys(keys, b"v")] if together else [{item: b"v"} for item in keys]
+    for items in [*batches, {item: b"w" for item in keys[::2]}]:
+        batch = WriteBatch()
+        root = StateTree(Overlay(store, batch)).update(batch, items)
+        store.write(batch)
+        state.update(items)
+        assert root == compute_root_naive(state)
+    assert_same_as_one_batch(store, state)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.binary(min_size=32, max_size=32), min_size=50, max_size=400, unique=True),
+    key_pool(),
+    st.lists(st.integers(1, 200), min_size=1, max_size=4),
+    st.sampled_from([(1 << 17, 24), (2, 24), (1 << 17, 0), (3, 8), (1 << 17, 300), (1, 4), (5, -3)]),
+)
+def test_larger_trees_match_naive(
+    bulk: list[bytes], pool: list[bytes], sizes: list[int], cache_shape: tuple[int, int]
+) -> None:
+    # A tree several pages deep, then batches of its keys, of new keys and of close neighbours.
+    capacity, cache_depth = cache_shape
+    store = MemoryStore()
+    cache = NodeCache(capacity)
+    state: dict[bytes, bytes] = {}
+    candidates = bulk + pool + [flip_bit(key, 255) for key in bulk[:20]] + [flip_bit(key, 20) for key in bulk[:20]]
+    rounds = [{key: key[:7] for key in bulk}]
+    for round_number, size in enumerate(sizes):
+        chosen = candidates[round_number * 37 % len(candidates):][:size] or candidates[:size]
+        rounds.append({key: bytes([round_number]) * (1 + len(key) % 5) for key in chosen})
+    for items in rounds:
+        batch = WriteBatch()
+        root = StateTree(Overlay(store, batch), cache=cache, cache_depth=cache_depth).update(batch, items)
+        store.write(batch)
+        state.update(items)
+        assert root == compute_root_naive(state)
+    assert_same_as_one_batch(store, state)
+
+
+def written_tree(count: int) -> tuple[MemoryStore, list[bytes]]:
+    keys = [H(f"doc-{i}".encode()) for i in range(count)]
+    return build_in_one_batch(dict.fromkeys(keys, b"v")), keys
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([0, 4, 8]), st.integers(0, 10_000), st.sampled_from(["flip", "drop", "truncate", "extend"]))
+def test_damaged_store_page_raises_store_corrupt(depth: int, where: int, kind: str) -> None:
+    store, keys = written_tree(300)
+    on_pages = [key for key in keys if StateTree(store).page_key(depth, key) in store.data]
+    key = on_pages[where % len(on_pages)]
+    page_key = StateTree(store).page_key(depth, key)
+    raw = store.data[page_key]
+    if kind == "flip":
+        at = where % len(raw)
+        store.data[page_key] = raw[:at] + bytes([raw[at] ^ 0x10]) + raw[at + 1:]
+    elif kind == "drop":
+        del store.data[page_key]
+    elif kind == "truncate":
+        store.data[page_key] = raw[:where % len(raw)]
+    else:
+        store.data[page_key] = raw + raw[-65:]
+    batch = WriteBatch()
+    tree = StateTree(Overlay(store, batch), cache=NodeCache())  # cold: the page is read from the store
+    with pytest.raises(StoreCorruptError):
+        tree.update(batch, {key: b"w"})
+    with pytest.raises(StoreCorruptError):
+        StateTree(store, cache=NodeCache()).prove(key)
