@@ -150,9 +150,11 @@ def step(state: ConsensusState, event: Event) -> tuple[ConsensusState, list[Acti
             _buffer_future(state, event.message)
         return state, out
     elif isinstance(event, VoteReceived):
-        on_vote(state, event.message, out)
+        if not on_vote(state, event.message, out):
+            return state, out  # nothing kept: the state is still the fixpoint the last step left
     elif isinstance(event, ProposalReceived):
-        on_proposal_message(state, event.message, out)
+        if not on_proposal_message(state, event.message, out):
+            return state, out
     elif isinstance(event, CommitReceived):
         on_commit(state, event.commit, out)
     elif isinstance(event, TimeoutFired):
@@ -224,40 +226,46 @@ def on_start_height(s: ConsensusState, event: StartHeight, out: list[Action]) ->
             return
 
 
-def on_vote(s: ConsensusState, signed: SignedVote, out: list[Action]) -> None:
+def on_vote(s: ConsensusState, signed: SignedVote, out: list[Action]) -> bool:
+    """Count a vote of this height (buffer one of the next); whether the book changed."""
     v = signed.vote
     if v.chain_id != s.config.chain_id or not 0 <= v.validator < s.config.n:
-        return
+        return False
     if v.height != s.height:
         if v.height == s.height + 1:
             _buffer_future(s, signed)
-        return
+        return False
     result, evidence = s.book.add_vote(signed, horizon=s.round + 1)
     if evidence is not None:
         out.append(ReportEvidence(evidence))
     if result is AddResult.DUPLICATE or result is AddResult.IGNORED:
-        return
+        return False
     if v.type == PRECOMMIT:
         on_precommit_quorum(s, v.round, out)
     if v.round > s.round:
         on_f_plus_one_higher_round(s, v.round, out)
+    return True
 
 
-def on_proposal_message(s: ConsensusState, signed: SignedProposal, out: list[Action]) -> None:
+def on_proposal_message(s: ConsensusState, signed: SignedProposal, out: list[Action]) -> bool:
+    """Keep a proposal of this height (buffer one of the next); whether the book changed."""
     p = signed.proposal
     if p.chain_id != s.config.chain_id:
-        return
+        return False
     if p.height != s.height:
         if p.height == s.height + 1:
             _buffer_future(s, signed)
-        return
+        return False
     if p.proposer != compute_proposer(p.height, p.round, s.config.n):
-        return
+        return False
     result, evidence = s.book.add_proposal(signed, horizon=s.round + 1)
     if evidence is not None:
         out.append(ReportEvidence(evidence))
-    if result is AddResult.ADDED and p.round > s.round:
+    if result is not AddResult.ADDED:
+        return False
+    if p.round > s.round:
         on_f_plus_one_higher_round(s, p.round, out)
+    return True
 
 
 def on_commit(s: ConsensusState, commit: CommitCertificate, out: list[Action]) -> None:
@@ -461,7 +469,7 @@ def get_latest_messages(s: ConsensusState) -> list[ConsensusMessage]:
     that: a Byzantine validator that shows its precommit to one validator only (and then
     falls silent) lets that one leave the round while the others wait for a 2f+1 they
     can never see. So the precommits that let this machine leave the previous round are
-    relayed too (:func:`get_round_change_proof`).
+    relayed too, while a validator seems to be still there (:func:`get_round_change_proof`).
     """
     found: list[ConsensusMessage] = []
     for round_ in (s.round - 1, s.round):
@@ -479,9 +487,15 @@ def get_latest_messages(s: ConsensusState) -> list[ConsensusMessage]:
 
 
 def get_round_change_proof(s: ConsensusState) -> list[SignedVote]:
-    """Other validators' precommits of the previous round, when they are 2f+1 (line 47)."""
+    """Other validators' precommits of the previous round, when they are 2f+1 (line 47) and
+    someone heard from in the previous round has not been heard from in this one (it may
+    be waiting there; otherwise nobody needs them, and n messages per re-broadcast are
+    saved)."""
     box = s.book.rounds.get((s.round - 1, PRECOMMIT)) if s.round > 0 else None
     if box is None or len(box.votes) < s.config.quorum:
+        return []
+    now = s.book.senders.get(s.round, set())
+    if all(v in now or v == s.config.index for v in s.book.senders.get(s.round - 1, ())):
         return []
     return [vote for validator, vote in sorted(box.votes.items()) if validator != s.config.index]
 

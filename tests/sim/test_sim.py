@@ -184,6 +184,11 @@ def test_cli_refuses_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(("n", "count", "heights"), [(4, 10_000, 3), (7, 10_000, 3), (58, 100, 2)])
 def test_long_runs(n: int, count: int, heights: int) -> None:
     summary = run_many(2024, count, SimParams(validators=n, heights=heights))
+    print(  # the figures docs/BENCHMARKS.md records (pytest -s)
+        f"\nn={n}: {summary.line()}; {summary.seconds:.0f} s, {summary.syncs} syncs applying"
+        f" {summary.synced_blocks} blocks, {summary.restarts} restarts, largest vote book {summary.max_book},"
+        f" {summary.messages / max(1, summary.decided_heights):.0f} messages per decided height"
+    )
     assert (summary.safety_violations, summary.liveness_failures) == (0, 0)
     assert summary.decided_heights == count * heights
 
