@@ -17,8 +17,7 @@ as hex).
 
 A node's operator can lower any HTTP body limit with ``max_body_bytes`` in
 ``node.toml`` (a cap over every route, :mod:`node.config`); the per-route limits come
-from here. The compiled helpers carry their own copy of the nesting bound
-(``MAX_DEPTH`` in ``ledger/_cbdecode.c``), held equal by the property tests.
+from here.
 """
 
 from __future__ import annotations
