@@ -4,7 +4,7 @@ The package owns the document schemas, which field carries a document's own numb
 (the ``<number>`` of ``doc_id``), and the short summary shown by the CLI and the web
 page. The code lists and code predicates live in :mod:`ledger.codes`; what counts as
 a JSON document at all (no floats, safe integers, bounded nesting, RFC 8785 bytes) in
-:mod:`ledger.encoding`. Its modules, in reading order:
+:mod:`ledger.canonical_json`. Its modules, in reading order:
 
     rules                           the rule language: fields, objects, arrays, leaves
                                     (text, number, country, HS code...), conditions,

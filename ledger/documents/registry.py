@@ -1,8 +1,8 @@
 """The document types by name, and the checks every caller runs: on values and on bytes.
 
 This module owns the entry points. A document is checked in one order whatever form
-it arrives in: first the JSON rules of :mod:`ledger.encoding` (JSON values only, no
-floats, integers of magnitude below 2^53, nesting bounded; for bytes also the RFC
+it arrives in: first the JSON rules of :mod:`ledger.canonical_json` (JSON values only,
+no floats, integers of magnitude below 2^53, nesting bounded; for bytes also the RFC
 8785 form), whose faults are ``doc.json``; then the schema of its type, whose faults
 name the field. So a document held as a Python value and the same document as bytes
 get one verdict, with one error code.
@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ledger.canonical_json import parse_canonical_json, validate_json_value
 from ledger.documents.bill_of_lading import BILL_OF_LADING
 from ledger.documents.certificate_of_non_manipulation import CERTIFICATE_OF_NON_MANIPULATION
 from ledger.documents.certificate_of_origin import CERTIFICATE_OF_ORIGIN
 from ledger.documents.commercial_invoice import COMMERCIAL_INVOICE
 from ledger.documents.customs_declaration import CUSTOMS_DECLARATION
 from ledger.documents.rules import MISSING, NUMBER, DocumentType, RuleError, describe
-from ledger.encoding import jcs, parse_canonical_json
 from ledger.errors import DocumentJsonError, DocumentSchemaError, JsonError, UnknownDocTypeError
 
 DOCUMENT_TYPES: Final[Mapping[str, DocumentType]] = {
@@ -62,11 +62,6 @@ def _as_document_json_error(exc: JsonError) -> DocumentJsonError:
     return DocumentJsonError(exc.message, path=exc.path)
 
 
-def _check_json_value(document: Any) -> None:
-    """The JSON rules on a Python value, as :mod:`ledger.encoding` states them."""
-    jcs(document)
-
-
 def validate_document(doc_type: str, document: Any) -> None:
     """Check the value ``document`` as a document of ``doc_type``; return None or raise.
 
@@ -78,7 +73,7 @@ def validate_document(doc_type: str, document: Any) -> None:
     """
     document_type = get_document_type(doc_type)
     try:
-        _check_json_value(document)
+        validate_json_value(document)
     except JsonError as exc:
         raise _as_document_json_error(exc) from None
     _check_schema(document_type, document)
@@ -88,7 +83,7 @@ def validate_document_bytes(doc_type: str, data: bytes) -> str:
     """Check a document's content bytes; return the document's own number or raise.
 
     This is the content check of block execution and mempool admission: ``data`` must
-    be a document in RFC 8785 form (:func:`~ledger.encoding.parse_canonical_json`;
+    be a document in RFC 8785 form (:func:`~ledger.canonical_json.parse_canonical_json`;
     any fault is :class:`DocumentJsonError`), which then passes its type's schema as
     :func:`validate_document` checks it. The same faults are reported in the same
     order as for the parsed value.

@@ -25,7 +25,7 @@ failing leaf raises a :class:`RuleError`, and each enclosing object or array add
 or index while the fault unwinds (``compute_path`` renders them).
 
 What counts as a document before any schema runs (JSON values only, no floats,
-integers of magnitude below 2^53, nesting bounded) is :mod:`ledger.encoding`'s rule;
+integers of magnitude below 2^53, nesting bounded) is :mod:`ledger.canonical_json`'s rule;
 :mod:`ledger.documents.registry` applies it first.
 
 Conventions: *text* is a string that is not empty and not only whitespace; a
