@@ -70,12 +70,11 @@ def _canonical(value: Any) -> bytes:
         raise JsonError(_writer_message(exc)) from None
     # orjson orders keys by code point; JCS by UTF-16 code unit. They differ only when a
     # key holds a character beyond U+FFFF, written in UTF-8 with a lead byte F0 to F4.
-    if not encoded.isascii() and any(lead in encoded for lead in _ASTRAL_LEADS):
+    if not encoded.isascii() and (
+        b"\xf0" in encoded or b"\xf1" in encoded or b"\xf2" in encoded or b"\xf3" in encoded or b"\xf4" in encoded
+    ):  # five byte searches cost a tenth of one character-class regular expression
         encoded = orjson.dumps(_in_utf16_key_order(value))
     return encoded
-
-
-_ASTRAL_LEADS = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 
 
 def _message(fault: ValueRuleError) -> str:

@@ -166,9 +166,9 @@ def _make_walker(rules: ValueRules) -> Callable[[Any, int], ValueRuleError | Non
             items = node
         for item in items:
             kind = type(item)
-            if kind in scalars:
+            if kind is str or kind in scalars:
                 continue
-            if kind is dict or kind in arrays:
+            if kind is dict or kind is list or kind in arrays:
                 inner = walk(item, depth + 1)
                 if first is None:
                     first = inner
