@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.encoding import H, jcs
-from ledger.testkit import EXAMPLES_DIR, Alliance, make_alliance, with_number
+from scripts.devkit import EXAMPLES_DIR, Alliance, make_alliance, with_number
 
 
 def register(subparsers: Any) -> None:

@@ -36,9 +36,9 @@ from ledger.limits import (
     MAX_VERIFY_UPLOAD_BYTES,
     MIB,
 )
-from ledger.testkit import EXAMPLES_DIR, Alliance, with_number
 from ledger.transactions import DocIssue, Envelope
 from node.peers import PEER_MESSAGE_PATH
+from scripts.devkit import EXAMPLES_DIR, Alliance, with_number
 
 COO = "certificate_of_origin"
 LONG_CHAIN_ID = "c" * 15_000

@@ -28,9 +28,9 @@ import httpx
 from ledger.encoding import H, compute_doc_hash
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from ledger.testkit import ALLIANCE_ZONES, EXAMPLES_DIR, Alliance, zone_ids
 from ledger.transactions import Attachment, Envelope
 from node.config import NodeConfig, TlsSettings, render_config
+from scripts.devkit import ALLIANCE_ZONES, EXAMPLES_DIR, Alliance, zone_ids
 
 DEFAULT_PORT = 8600
 CHAIN_ID = "sez-alliance-devnet"

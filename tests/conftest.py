@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from ledger.testkit import Alliance, make_alliance
+from scripts.devkit import Alliance, make_alliance
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

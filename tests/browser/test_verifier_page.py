@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.page import make_static_page_router
-from ledger.testkit import EXAMPLES_DIR
+from scripts.devkit import EXAMPLES_DIR
 from scripts.devnet import DevnetLayout
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ledger.store import LevelDBStore
-from ledger.testkit import make_alliance, with_number
+from scripts.devkit import make_alliance, with_number
 
 
 def main() -> None:

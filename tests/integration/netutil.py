@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from ledger.documents import document_number
-from ledger.testkit import EXAMPLES_DIR, Alliance, with_number
+from scripts.devkit import EXAMPLES_DIR, Alliance, with_number
 from scripts.devnet import DevnetLayout, create_devnet, free_port_block
 
 COO = "certificate_of_origin"

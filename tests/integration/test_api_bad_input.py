@@ -19,9 +19,9 @@ from netutil import make_layout, wait_until
 from ledger.encoding import cb, compute_doc_hash, decode_cb
 from ledger.keys import SigningKey
 from ledger.requests import sign_request
-from ledger.testkit import Alliance, load_example, with_number
 from ledger.transactions import Envelope, Transaction
 from scripts.cli import main
+from scripts.devkit import Alliance, load_example, with_number
 from scripts.devnet import Devnet, DevnetLayout
 
 pytestmark = pytest.mark.integration

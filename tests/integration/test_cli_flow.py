@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from netutil import make_layout
 
-from ledger.testkit import load_example, with_number
 from scripts.cli import main
+from scripts.devkit import load_example, with_number
 from scripts.devnet import Devnet
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from ledger.encoding import H
 from ledger.merkle import merkle_root
 from ledger.smt import compute_root_naive
 from ledger.store import LevelDBStore
-from ledger.testkit import make_alliance
 from ledger.transactions import Envelope
+from scripts.devkit import make_alliance
 
 CHILD = Path(__file__).with_name("crash_child.py")
 KILLS = 24

@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from netutil import make_layout
 
 from ledger.blocks import Header
-from ledger.testkit import EXAMPLES_DIR, load_example, with_number
 from scripts.cli import main
+from scripts.devkit import EXAMPLES_DIR, load_example, with_number
 from scripts.devnet import Devnet, DevnetLayout, free_port_block, submit_examples
 
 pytestmark = pytest.mark.integration

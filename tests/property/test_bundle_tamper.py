@@ -25,8 +25,8 @@ from ledger.encoding import H, compute_doc_hash
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
 from ledger.proofs import build_bundle, verify_bundle
-from ledger.testkit import load_example, make_alliance, with_number
 from ledger.transactions import Attachment, Envelope, Transaction
+from scripts.devkit import load_example, make_alliance, with_number
 
 COO = "certificate_of_origin"
 TEDA = "EG-TEDA"

@@ -27,7 +27,7 @@ from ledger.documents import DOC_TYPES, document_number, validate_document, vali
 from ledger.encoding import jcs
 from ledger.errors import DocumentError
 from ledger.limits import MAX_NESTING_DEPTH
-from ledger.testkit import EXAMPLE_DOC_TYPES, TRADETRUST_SAMPLE_DOC_TYPES
+from scripts.devkit import EXAMPLE_DOC_TYPES, TRADETRUST_SAMPLE_DOC_TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO.parent / "shared" / "samples"

@@ -274,7 +274,7 @@ def test_deep_nesting_in_a_16_kib_envelope_is_too_deep_not_a_recursion_error() -
 def test_a_certificate_with_arrays_nested_300_deep_in_an_extra_key_is_too_deep() -> None:
     # Regression: the compiled check accepted it (its own bound was 512) and the exact
     # path refused it with orjson's recursion message.
-    from ledger.testkit import EXAMPLES_DIR
+    from scripts.devkit import EXAMPLES_DIR
 
     document = json.loads((EXAMPLES_DIR / "coo_preferential.json").read_text())
     data = jcs(document)

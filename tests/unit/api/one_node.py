@@ -13,9 +13,9 @@ import httpx
 from fastapi import FastAPI
 
 from api.app import create_app
-from ledger.testkit import Alliance
 from node.config import NodeConfig
 from node.runtime import Node
+from scripts.devkit import Alliance
 from scripts.devnet import create_devnet
 
 T = TypeVar("T")

@@ -14,8 +14,8 @@ from api.app import GZIP_MINIMUM_BYTES, ClientGZipMiddleware
 from api.routes_proofs import make_proof_router
 from ledger.encoding import compute_doc_hash
 from ledger.proofs import verify_bundle
-from ledger.testkit import load_example, make_alliance, with_number
 from node.peers import PEER_PREFIX
+from scripts.devkit import load_example, make_alliance, with_number
 
 
 class _Node:

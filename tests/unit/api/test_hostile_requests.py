@@ -32,8 +32,8 @@ from ledger.limits import (
     MAX_VERIFY_BODY_BYTES,
     MAX_VERIFY_UPLOAD_BYTES,
 )
-from ledger.testkit import load_example, with_number
 from ledger.transactions import DocIssue
+from scripts.devkit import load_example, with_number
 
 PROBLEM = "application/problem+json"
 COO = "certificate_of_origin"

@@ -1,4 +1,4 @@
-"""api/routes_proofs.py in process: proofs, verify, checkpoint and consistency over a testkit chain."""
+"""api/routes_proofs.py in process: proofs, verify, checkpoint and consistency over a devkit chain."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from ledger.encoding import H, compute_doc_hash
 from ledger.genesis import Genesis
 from ledger.merkle import verify_consistency
 from ledger.proofs import BUNDLE_FIELDS, verify_bundle, verify_checkpoint
-from ledger.testkit import Alliance, load_example, make_alliance, with_number
 from ledger.transactions import Attachment
+from scripts.devkit import Alliance, load_example, make_alliance, with_number
 
 COO = "certificate_of_origin"
 TEDA = "EG-TEDA"

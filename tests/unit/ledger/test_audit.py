@@ -27,9 +27,9 @@ from ledger.chain import (
 from ledger.encoding import H, compute_doc_hash
 from ledger.keys import SigningKey
 from ledger.store import LevelDBStore, MemoryStore, WriteBatch
-from ledger.testkit import Alliance, load_example, make_alliance, with_number
 from node.evidence import EvidenceLog
 from node.votes import Evidence
+from scripts.devkit import Alliance, load_example, make_alliance, with_number
 
 COO = "certificate_of_origin"
 TEDA = "EG-TEDA"

@@ -33,7 +33,7 @@ from ledger.errors import (
     UnknownDocTypeError,
 )
 from ledger.limits import MAX_NESTING_DEPTH
-from ledger.testkit import EXAMPLE_DOC_TYPES, TRADETRUST_SAMPLE_DOC_TYPES
+from scripts.devkit import EXAMPLE_DOC_TYPES, TRADETRUST_SAMPLE_DOC_TYPES
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED = REPO.parent / "shared"

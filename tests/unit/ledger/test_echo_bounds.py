@@ -9,9 +9,9 @@ from ledger import errors
 from ledger.encoding import cb, decode_cb, expect_map, parse_json
 from ledger.keys import SigningKey
 from ledger.limits import MAX_ECHO_CHARS
-from ledger.testkit import Alliance
 from ledger.transactions import Attachment, DocIssue, Envelope, OfficerRegister, validate_chain_id
 from ledger.transition import BlockContext, apply_transaction
+from scripts.devkit import Alliance
 
 LONG = 15_000
 # The message around the quoted value: field names, "expected ...", the size marker.

@@ -22,8 +22,8 @@ from ledger.proofs import (
     verify_checkpoint,
 )
 from ledger.store import MemoryStore
-from ledger.testkit import Alliance, load_example, make_alliance, with_number
 from ledger.transactions import Attachment, Envelope
+from scripts.devkit import Alliance, load_example, make_alliance, with_number
 
 COO = "certificate_of_origin"
 TEDA = "EG-TEDA"

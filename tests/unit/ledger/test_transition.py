@@ -17,9 +17,9 @@ from ledger.keys import SigningKey
 from ledger.merkle import merkle_root
 from ledger.smt import compute_root_naive
 from ledger.store import LevelDBStore, MemoryStore
-from ledger.testkit import Alliance, with_number
 from ledger.transactions import Attachment
 from ledger.transition import apply_block, build_block, execute_block
+from scripts.devkit import Alliance, with_number
 
 COO = "certificate_of_origin"
 TEDA = "EG-TEDA"
@@ -357,7 +357,7 @@ def test_commit_for_another_block_or_forged_is_refused(alliance: Alliance, chaft
 
 
 def test_store_of_another_genesis_is_refused(alliance: Alliance, tmp_path: Path) -> None:
-    from ledger.testkit import make_alliance
+    from scripts.devkit import make_alliance
 
     store = LevelDBStore(tmp_path / "db")
     alliance.chain(store)

@@ -14,9 +14,9 @@ from ledger import errors
 from ledger import transactions as tx_module
 from ledger.encoding import cb, decode_cb
 from ledger.limits import MIB
-from ledger.testkit import Alliance, load_example, with_number
 from ledger.transactions import DocIssue, Envelope, OfficerRegister, forget_decoded_envelopes
 from ledger.transition import BlockContext, apply_transaction
+from scripts.devkit import Alliance, load_example, with_number
 
 COO = "certificate_of_origin"
 TEDA = "EG-TEDA"

@@ -12,10 +12,10 @@ from typing import Any
 
 from ledger.blocks import PRECOMMIT, PREVOTE, Proposal, SignedVote, Vote
 from ledger.encoding import cb, decode_cb, expect_map
-from ledger.testkit import Alliance
 from node.messages import sign_proposal
 from node.peers import PeerMessage, PeerStats
 from node.runtime import Node
+from scripts.devkit import Alliance
 
 
 class ScriptedPeers:

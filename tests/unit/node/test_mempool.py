@@ -8,8 +8,8 @@ import pytest
 
 from ledger import errors
 from ledger.encoding import compute_doc_hash
-from ledger.testkit import Alliance, load_example, with_number
 from node.mempool import STATUS_PENDING, STATUS_REJECTED, Mempool
+from scripts.devkit import Alliance, load_example, with_number
 
 COO = "certificate_of_origin"
 TEDA = "EG-TEDA"

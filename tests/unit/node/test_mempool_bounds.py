@@ -8,10 +8,10 @@ import pytest
 
 from ledger import errors
 from ledger.encoding import cb, decode_cb
-from ledger.testkit import Alliance
 from ledger.transactions import DocIssue
 from node import mempool as mempool_module
 from node.mempool import STATUS_REJECTED, Mempool
+from scripts.devkit import Alliance
 
 COO = "certificate_of_origin"
 TEDA = "EG-TEDA"
@@ -71,7 +71,7 @@ def test_a_long_message_is_cut_with_its_length(alliance: Alliance) -> None:
 
 
 def test_admitting_a_transaction_forgets_its_rejection_and_its_bytes(alliance: Alliance) -> None:
-    from ledger.testkit import load_example, with_number
+    from scripts.devkit import load_example, with_number
 
     pool = Mempool(alliance.chain())
     document = with_number(load_example("coo_preferential.json"), COO, "B-1")
@@ -83,7 +83,7 @@ def test_admitting_a_transaction_forgets_its_rejection_and_its_bytes(alliance: A
 
 
 def test_refusal_of_a_checked_transaction_is_mempool_full_when_the_pool_is(alliance: Alliance) -> None:
-    from ledger.testkit import load_example, with_number
+    from scripts.devkit import load_example, with_number
 
     pool = Mempool(alliance.chain(), max_txs=1)
     document = with_number(load_example("coo_preferential.json"), COO, "B-2")

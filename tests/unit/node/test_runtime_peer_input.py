@@ -18,10 +18,10 @@ from scripted_node import ScriptedPeers, deliver, others_chain, until
 from ledger.blocks import Block, Proposal
 from ledger.encoding import cb
 from ledger.errors import PeerMalformedError
-from ledger.testkit import Alliance
 from node.config import NodeConfig
 from node.messages import sign_proposal
 from node.runtime import MAX_ROUNDS_AHEAD_FOR_BLOCKS, Node
+from scripts.devkit import Alliance
 from scripts.devnet import create_devnet
 
 
@@ -125,7 +125,7 @@ def test_a_peers_big_txs_batch_does_not_hold_the_loop(alliance_and_node: tuple[A
     """Regression: a peer's batch of up to 10,000 transactions was admitted in one go on
     the loop that counts votes (about 0.4 ms each)."""
     from ledger.documents import document_number
-    from ledger.testkit import load_example, with_number
+    from scripts.devkit import load_example, with_number
 
     alliance, node = alliance_and_node
     coo = "certificate_of_origin"

@@ -32,9 +32,9 @@ from ledger.errors import (
     StaleSupersedesError,
 )
 from ledger.keys import SigningKey
-from ledger.testkit import Alliance, load_example, make_alliance, with_number
 from ledger.transactions import DocAmend, DocIssue, DocRevoke, Envelope, validate_signature
 from scripts.cli import main
+from scripts.devkit import Alliance, load_example, make_alliance, with_number
 
 ALLIANCE = make_alliance(2)
 ZONE = "EG-TEDA"

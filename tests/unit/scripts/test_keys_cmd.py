@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
-from ledger.testkit import ALLIANCE_ZONES
 from scripts.cli import main
+from scripts.devkit import ALLIANCE_ZONES
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

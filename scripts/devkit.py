@@ -1,5 +1,7 @@
-"""Deterministic alliances for tests, benchmarks and examples.
+"""Deterministic alliances for the devnet, the benchmarks and the tests.
 
+Lives with the command line, not in ``ledger/``: it signs with every key of an
+alliance, which no validator ever holds, so it has no place in the deterministic core.
 Keys come from labels (seed = SHA-256 of the label, as in the contract's vectors), so a
 chain built here is the same on every machine. Nothing here is used by a running
 validator to decide anything; it only *builds* inputs that the real rules then check.
