@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api.offload import render_json, run_off_loop
-from ledger.encoding import H, bounded_repr, expect_bytes, expect_list, expect_map, jcs_of_parsed, parse_json
+from ledger.encoding import H, bounded_repr, expect_bytes, expect_list, expect_map, jcs, parse_json
 from ledger.errors import (
     EncodingError,
     JsonError,
@@ -59,7 +59,7 @@ def _parse_item_json(item: Any, where: str) -> tuple[bytes, bytes | None]:
     document = item.get("document")
     if document is not None and not isinstance(document, dict):
         raise RequestMalformedError(f"{where}.document: expected a JSON object or null")
-    return _hex_bytes(item["envelope"], f"{where}.envelope"), None if document is None else jcs_of_parsed(document)
+    return _hex_bytes(item["envelope"], f"{where}.envelope"), None if document is None else jcs(document)
 
 
 def _parse_item_msgpack(item: Any, where: str) -> tuple[bytes, bytes | None]:

@@ -169,11 +169,6 @@ def jcs(value: Any) -> bytes:
     return _canonical(value)
 
 
-def jcs_of_parsed(value: Any) -> bytes:
-    """:func:`jcs` (kept under this name for its callers: a parsed value is checked again)."""
-    return jcs(value)
-
-
 def parse_canonical_json(data: bytes) -> Any:
     """Parse JSON that must already be in JCS form (document contents in a block).
 

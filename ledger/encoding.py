@@ -399,7 +399,6 @@ def pack_uint64(value: int) -> bytes:
 from ledger.canonical_json import MAX_SAFE_JSON_INTEGER as MAX_SAFE_JSON_INTEGER  # noqa: E402
 from ledger.canonical_json import compute_doc_hash as compute_doc_hash  # noqa: E402
 from ledger.canonical_json import jcs as jcs  # noqa: E402
-from ledger.canonical_json import jcs_of_parsed as jcs_of_parsed  # noqa: E402
 from ledger.canonical_json import parse_canonical_json as parse_canonical_json  # noqa: E402
 from ledger.canonical_json import parse_json as parse_json  # noqa: E402
 from ledger.canonical_json import validate_json_value as validate_json_value  # noqa: E402
