@@ -420,30 +420,8 @@ class Envelope:
         if len(data) > MAX_ENVELOPE_BYTES:
             raise TransactionTooLargeError(f"expected at most {MAX_ENVELOPE_BYTES} bytes, got {len(data)}")
         value = decode_cb(data)
-        tx = _well_formed_transaction(value)
-        if tx is None:
-            tx = _checked_transaction(value)
+        tx = _checked_transaction(value)
         return _new_envelope(tx, value["sig"], data, _signed_bytes(data), H(data))
-
-
-def _well_formed_transaction(value: Any) -> Transaction | None:
-    """The transaction of a decoded envelope whose every field has its type and bound,
-    checked at once; None for anything else, which :func:`_checked_transaction` names.
-    The body's own fields are checked by its ``from_wire`` either way."""
-    if type(value) is not dict or value.keys() != _ENVELOPE_FIELDS:
-        return None
-    sig, t = value["sig"], value["tx"]
-    if type(sig) is not bytes or len(sig) != 64 or type(t) is not dict or t.keys() != _TX_FIELDS:
-        return None
-    chain_id, kind, signer, nonce, body = t["chain_id"], t["kind"], t["signer"], t["nonce"], t["body"]
-    if type(chain_id) is not str or type(signer) is not bytes or len(signer) != 32:
-        return None
-    if type(nonce) is not int or not 0 <= nonce <= MAX_NONCE:
-        return None
-    body_type = BODY_TYPES.get(kind) if type(kind) is str else None
-    if body_type is None or type(body) is not dict or body.keys() != body_type.FIELDS:
-        return None
-    return _new_transaction(chain_id, signer, nonce, body_type.from_wire(body))
 
 
 def _checked_transaction(value: Any) -> Transaction:
@@ -462,7 +440,7 @@ def _checked_transaction(value: Any) -> Transaction:
     body = body_type.from_wire(expect_map(t["body"], "tx.body", body_type.FIELDS))
     if nonce > MAX_NONCE:
         raise MalformedTransactionError(f"tx.nonce: expected a uint64, got {nonce}")
-    return Transaction(chain_id, signer, nonce, body)
+    return _new_transaction(chain_id, signer, nonce, body)
 
 
 _new_envelope = compute_slot_constructor(Envelope)
