@@ -26,9 +26,10 @@ from collections.abc import Callable
 from fastapi import Request
 
 from ledger.errors import AuthNotMemberError, AuthReplayError, NodeUnavailableError
+from ledger.limits import MAX_REMEMBERED_REQUESTS
 from ledger.requests import DEFAULT_WINDOW_MS, HEADER_SIGNATURE, HEADER_TIMESTAMP, verify_request
 
-DEFAULT_MAX_ENTRIES = 100_000
+DEFAULT_MAX_ENTRIES = MAX_REMEMBERED_REQUESTS
 
 
 class ReplayGuard:

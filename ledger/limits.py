@@ -60,6 +60,16 @@ MAX_SYNC_REPLY_BLOCK_BYTES: Final = 32 * MIB
 """A sync reply stops adding blocks past this many block bytes (within the peer message bound)."""
 MAX_WAL_RECORD_BYTES: Final = 64 * MIB
 """One write-ahead record: a signed message, its lock and, for a proposal, its block."""
+MAX_PEER_HELLO_BYTES: Final = 512
+"""A peer's session hello (a real one is about 200 bytes)."""
+MAX_EVIDENCE_ENTRIES: Final = 10_000
+"""Equivocation evidence one node keeps; later evidence is dropped (and counted)."""
+MAX_EVIDENCE_ENTRIES_PER_VALIDATOR: Final = 1_000
+"""Evidence kept against any one validator (one equivocator cannot crowd out the rest)."""
+MAX_EVIDENCE_LINE_BYTES: Final = 16 * KIB
+"""Longest evidence line read back (two signed votes or proposals take about 1 KiB)."""
+MAX_REMEMBERED_REQUESTS: Final = 100_000
+"""Signed member requests remembered against replay until their timestamps expire."""
 
 # --- HTTP request bodies, per route ----------------------------------------------------
 

@@ -37,6 +37,7 @@ from typing import Any
 from ledger.blocks import VOTE_TYPES, SignedVote
 from ledger.encoding import bounded_repr
 from ledger.errors import EvidenceInvalidError, LedgerError
+from ledger.limits import MAX_EVIDENCE_ENTRIES, MAX_EVIDENCE_ENTRIES_PER_VALIDATOR, MAX_EVIDENCE_LINE_BYTES
 from node.durable import DurableAppender, create_durable, make_dirs_durable
 from node.messages import SignedProposal
 from node.votes import Evidence
@@ -44,12 +45,9 @@ from node.votes import Evidence
 FILE_NAME = "evidence.jsonl"
 PROPOSAL_TYPE = "proposal"
 """The ``type`` of evidence made of two proposals (votes use ``prevote``/``precommit``)."""
-MAX_ENTRIES = 10_000
-"""Entries one log keeps; later evidence is dropped (and counted)."""
-MAX_ENTRIES_PER_VALIDATOR = 1_000
-"""Entries kept against any one validator."""
-MAX_LINE_BYTES = 16 * 1024
-"""Longest entry line read back (two signed votes or proposals take about 1 KiB)."""
+MAX_ENTRIES = MAX_EVIDENCE_ENTRIES
+MAX_ENTRIES_PER_VALIDATOR = MAX_EVIDENCE_ENTRIES_PER_VALIDATOR
+MAX_LINE_BYTES = MAX_EVIDENCE_LINE_BYTES
 
 _ENTRY_FIELDS = frozenset({"validator", "height", "round", "type", "seen_ms", "first", "second"})
 

@@ -48,13 +48,13 @@ from ledger.errors import (
     PeerUnknownSenderError,
 )
 from ledger.keys import PEER_HELLO_DOMAIN, SIGNATURE_SIZE, SigningKey, signing_bytes, verify_bytes
+from ledger.limits import MAX_PEER_HELLO_BYTES
 
 HEADER_TOKEN = "X-ZL-Peer-Token"
 CHALLENGE_SIZE = 40
 """Issue time (8) || random (16) || MAC (16)."""
 TOKEN_SIZE = 32
-HELLO_MAX_BYTES = 512
-"""Largest hello accepted; a real one is about 200 bytes."""
+HELLO_MAX_BYTES = MAX_PEER_HELLO_BYTES
 CHALLENGE_TTL_MS = 30_000
 """How long a challenge may be answered, on the server's clock."""
 SESSION_TTL_MS = 10 * 60_000
