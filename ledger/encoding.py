@@ -216,21 +216,33 @@ def _validate_cb_value(value: Any) -> None:
         raise _CB_ERRORS[fault.kind](fault.message) from None
 
 
-def _sorted_copy(value: Any) -> Any:
-    """``value`` with every map's keys in UTF-8 byte order (code point order on ``str``)."""
+def _sorted_copy(value: Any, depth: int = 0) -> Any:
+    """``value`` with every map's keys in UTF-8 byte order (code point order on ``str``).
+
+    The value rules then meet faults in the order the bytes would hold them, so a value
+    and its bytes name the same first fault. A map with a key that is not a ``str``
+    keeps its order (the rules name that key first), and nothing below the nesting
+    bound is copied (the rules refuse it as too deep whatever it holds).
+    """
+    if depth > MAX_NESTING_DEPTH:
+        return value
     kind = type(value)
     if kind is dict:
-        return {key: _sorted_copy(value[key]) for key in sorted(value)}
+        keys = list(value)
+        if all(type(key) is str for key in keys):
+            keys.sort()
+        return {key: _sorted_copy(value[key], depth + 1) for key in keys}
     if kind is list or kind is tuple:
-        return [_sorted_copy(item) for item in value]
+        return [_sorted_copy(item, depth + 1) for item in value]
     return value
 
 
 def cb(value: Any) -> bytes:
     """Canonical bytes of ``value`` (DESIGN §2)."""
-    _validate_cb_value(value)
+    ordered = _sorted_copy(value)
+    _validate_cb_value(ordered)
     try:
-        packed: bytes = msgpack.packb(_sorted_copy(value), use_bin_type=True)
+        packed: bytes = msgpack.packb(ordered, use_bin_type=True)
     except UnicodeEncodeError as exc:  # msgpack writes text as UTF-8; a lone surrogate is none
         raise EncodingError(f"expected valid Unicode text, got {exc.reason}") from None
     return packed

@@ -23,7 +23,9 @@ from ledger.limits import MIB
 from scripts.bench_hostile import build_payloads, percentile, run_officer, run_phase, sign_certificates
 from scripts.devnet import Devnet, DevnetLayout
 
-pytestmark = pytest.mark.integration
+# Slow-marked: its figure (finality p99 within 2 s) is a timing claim that needs the
+# machine to itself; run it with `pytest -m slow tests/integration/test_hostile_clients.py`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 JUNK_TARGET = 10_000
 """Junk transactions to have refused before memory is compared."""

@@ -663,3 +663,11 @@ def test_an_envelope_field_set_to_an_odd_value_is_refused_by_name_or_decoded_fai
         assert exc.code
         return
     assert checked.to_wire() == value["tx"]
+
+
+def test_a_value_names_the_fault_its_bytes_would_hold_first() -> None:
+    """Regression (found by hypothesis in a CI run): cb walked a map in the caller's key
+    order, its bytes in UTF-8 order, so the two named different first faults."""
+    value = {"\\": {1: None}, "": [0.0]}
+    data = msgpack.packb({"": [0.0], "\\": {1: None}}, use_bin_type=True)
+    assert code_of(outcome(cb, value)) == code_of(outcome(decode_cb, data)) == ("refused", "encoding.float")

@@ -137,7 +137,7 @@ def test_a_peers_big_txs_batch_does_not_hold_the_loop(alliance_and_node: tuple[A
         batch.append({"tx": envelope.encode(), "doc": content})
     body = cb(batch)
 
-    async def go() -> float:
+    async def go() -> tuple[float, float]:
         longest = 0.0
         done = False
 
@@ -152,14 +152,19 @@ def test_a_peers_big_txs_batch_does_not_hold_the_loop(alliance_and_node: tuple[A
 
         task = asyncio.create_task(ticker())
         await asyncio.sleep(0.01)
+        started = time.perf_counter()
         await deliver(node, alliance.genesis.chain_id, 1, "txs", body)
+        took = time.perf_counter() - started
         done = True
         await task
         assert len(node.mempool) == 1500
         node.store.close()
-        return longest
+        return longest, took
 
-    assert asyncio.run(go()) < 0.2
+    # Relative to the whole batch, so a loaded machine cannot fail it: admitted in one
+    # go, the longest pause was the whole batch (0.46 s of 0.46 s on a quiet machine).
+    longest, took = asyncio.run(go())
+    assert longest < took / 4, (longest, took)
 
 
 def test_waiting_on_hashes_that_never_become_final_leaves_nothing_behind() -> None:
