@@ -58,6 +58,8 @@ MAX_PEER_COMMIT_MESSAGE_BYTES: Final = 1 * MIB
 """A signed commit certificate (about 100 bytes per validator)."""
 MAX_SYNC_REPLY_BLOCK_BYTES: Final = 32 * MIB
 """A sync reply stops adding blocks past this many block bytes (within the peer message bound)."""
+SYNC_BATCH: Final = 50
+"""Blocks asked for and served per sync request."""
 MAX_WAL_RECORD_BYTES: Final = 64 * MIB
 """One write-ahead record: a signed message, its lock and, for a proposal, its block."""
 MAX_PEER_HELLO_BYTES: Final = 512

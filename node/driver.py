@@ -52,11 +52,21 @@ __all__ = [
     "ArmHeartbeat", "Boot", "Command", "CommitSeen", "DecideFailed", "DriverConfig", "DriverInput",
     "DriverState", "HeadAdvanced", "HeartbeatFired", "PeerAt", "StartSync", "SyncFinished", "SyncTick",
     "TxsPending", "WalWriteFailed", "compute_machine_for", "compute_waiting_machine", "drive",
-    "is_in_height", "is_start_due", "new_driver",
+    "is_block_worth_keeping", "is_in_height", "is_start_due", "new_driver",
 ]
 
 
 # --- configuration and state ----------------------------------------------------------
+
+SYNC_TICK_MS = 1_000
+"""The period of :class:`SyncTick` (the runtime's timer and the simulator's alike)."""
+STALL_MS = 3_000
+"""With a height started and no new block for this long, the tick syncs anyway."""
+MAX_ROUNDS_AHEAD_FOR_BLOCKS = 8
+"""A proposal's block is kept only for rounds up to this far beyond the machine's own:
+a proposer re-sends its proposal every ``rebroadcast_ms``, so nothing is lost, and a
+Byzantine proposer cannot fill memory with blocks for rounds nobody will reach."""
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +77,7 @@ class DriverConfig:
     """The machine's configuration."""
     heartbeat_ms: int = 10_000
     """Start an empty height when no block was committed for this long."""
-    stall_ms: int = 3_000
+    stall_ms: int = STALL_MS
     """On a sync tick, sync anyway when the head has not moved for this long."""
 
 
@@ -324,6 +334,13 @@ def on_machine_event(d: DriverState, event: Event, now_ms: int, out: list[Comman
 def is_in_height(machine: ConsensusState, height: int) -> bool:
     """Whether the machine has entered ``height`` (it may have signed there)."""
     return machine.height == height
+
+
+def is_block_worth_keeping(machine: ConsensusState, head: int, height: int, round_: int) -> bool:
+    """Whether a (proposer-checked) proposal's block is kept: only for the height after
+    the head, and only for rounds the machine may still reach soon."""
+    machine_round = machine.round if machine.height == height else 0
+    return height == head + 1 and round_ <= machine_round + MAX_ROUNDS_AHEAD_FOR_BLOCKS
 
 
 def is_start_due(d: DriverState, now_ms: int) -> bool:

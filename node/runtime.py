@@ -68,6 +68,7 @@ from node.consensus import (
     VoteReceived,
 )
 from node.driver import (
+    SYNC_TICK_MS,
     ArmHeartbeat,
     Boot,
     Command,
@@ -85,6 +86,7 @@ from node.driver import (
     TxsPending,
     WalWriteFailed,
     drive,
+    is_block_worth_keeping,
     new_driver,
 )
 from node.evidence import EvidenceLog
@@ -98,13 +100,6 @@ from node.wal import WriteAheadLog
 
 log = logging.getLogger("zoneledger.node")
 
-SYNC_INTERVAL_S = 1.0
-STALL_MS = 3_000
-"""With no new block for this long, the periodic tick syncs even if no peer looks ahead."""
-MAX_ROUNDS_AHEAD_FOR_BLOCKS = 8
-"""A proposal's block is kept only for rounds up to this far beyond the machine's own:
-a proposer re-sends its proposal every ``rebroadcast_ms``, so nothing is lost, and a
-Byzantine proposer cannot fill memory with blocks for rounds nobody will reach."""
 
 
 class _ChainAdvanced:
@@ -162,7 +157,7 @@ class Node:
             rebroadcast_ms=config.rebroadcast_ms,
         )
         self.driver: DriverState = new_driver(
-            DriverConfig(self.consensus_config, heartbeat_ms=config.heartbeat_ms, stall_ms=STALL_MS)
+            DriverConfig(self.consensus_config, heartbeat_ms=config.heartbeat_ms)
         )
         tls = TlsConfig(str(config.tls.ca), str(config.tls.cert), str(config.tls.key)) if config.tls else None
         self.peers = PeerNetwork(
@@ -543,18 +538,13 @@ class Node:
             )
         if block.block_hash != p.block_hash or block.height != p.height or block.header.round > p.round:
             raise PeerMalformedError("proposal does not match the block it carries")
-        if self._is_block_worth_keeping(p.height, p.round) and self.proposed.setdefault(
+        if is_block_worth_keeping(self.state, self.chain.height, p.height, p.round) and self.proposed.setdefault(
             (p.height, p.round), block.block_hash
         ) == block.block_hash:
             # An equivocating proposer's second block is not kept: the machine counts the
             # first proposal of a round only (the second is evidence).
             self._remember_block(block)
         self.events.put_nowait(ProposalReceived(signed))
-
-    def _is_block_worth_keeping(self, height: int, round_: int) -> bool:
-        """Only next-height blocks of rounds the machine may still reach soon."""
-        machine_round = self.state.round if self.state.height == height else 0
-        return height == self.chain.height + 1 and round_ <= machine_round + MAX_ROUNDS_AHEAD_FOR_BLOCKS
 
     def _on_commit_message(self, sender: int, body: bytes) -> None:
         commit = CommitCertificate.decode(body)
@@ -614,7 +604,7 @@ class Node:
     async def _sync_loop(self) -> None:
         """The periodic tick; the driver decides whether it calls for a sync."""
         while True:
-            await asyncio.sleep(SYNC_INTERVAL_S)
+            await asyncio.sleep(SYNC_TICK_MS / 1000)
             self.events.put_nowait(SyncTick())
 
     async def _run_sync(self) -> None:

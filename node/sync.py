@@ -24,13 +24,11 @@ from ledger.blocks import Block, CommitCertificate
 from ledger.chain import Chain
 from ledger.encoding import cb, decode_cb, expect_bytes, expect_int, expect_list, expect_map
 from ledger.errors import LedgerError
-from ledger.limits import MAX_SYNC_REPLY_BLOCK_BYTES
+from ledger.limits import MAX_SYNC_REPLY_BLOCK_BYTES, SYNC_BATCH
 from ledger.transition import ExecutedBlock, commit_block, execute_block
 
 log = logging.getLogger("zoneledger.sync")
 
-SYNC_BATCH = 50
-"""Blocks asked for (and served) per request."""
 
 
 class PeerRequester(Protocol):

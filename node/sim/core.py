@@ -51,6 +51,7 @@ from ledger.blocks import (
 from ledger.encoding import H, cb
 from ledger.errors import LedgerError
 from ledger.keys import SigningKey
+from ledger.limits import SYNC_BATCH
 from node import driver
 from node.consensus import (
     BlockReady,
@@ -68,6 +69,7 @@ from node.consensus import (
     VoteReceived,
 )
 from node.driver import (
+    SYNC_TICK_MS,
     ArmHeartbeat,
     Boot,
     Command,
@@ -83,6 +85,7 @@ from node.driver import (
     SyncFinished,
     SyncTick,
     TxsPending,
+    is_block_worth_keeping,
 )
 from node.events import Event
 from node.messages import ConsensusMessage, SignedProposal
@@ -98,14 +101,6 @@ IN_FLIGHT_MS = 3_000
 """Longest a message sent before a crash may still be travelling (two hops of the slowest delay)."""
 REQUEST_TIMEOUT_MS = 5_000
 """A peer request gives up after this long (``node.peers``: 5 s)."""
-SYNC_TICK_MS = 1_000
-"""The runtime's periodic sync tick (``node.runtime.SYNC_INTERVAL_S``)."""
-STALL_MS = 3_000
-"""``node.runtime.STALL_MS``."""
-SYNC_BATCH = 50
-"""Blocks per ``get_blocks`` reply (``node.sync.SYNC_BATCH``)."""
-MAX_ROUNDS_AHEAD_FOR_BLOCKS = 8
-"""A proposal's block is kept only this many rounds ahead (``node.runtime``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +252,7 @@ class Simulation:
                 CHAIN_ID, self.validators, v, self.keys[v],
                 timeout_propose_ms=schedule.timeouts_ms[0], timeout_delta_ms=schedule.timeouts_ms[1],
             )
-            config = DriverConfig(consensus, heartbeat_ms=schedule.heartbeat_ms, stall_ms=STALL_MS)
+            config = DriverConfig(consensus, heartbeat_ms=schedule.heartbeat_ms)
             for tag in ("A", "B") if behavior == "twins" else ("",):
                 node = Endpoint(
                     len(self.nodes), v, tag, behavior, config, schedule.clock_rate[v], schedule.clock_offset[v],
@@ -602,9 +597,7 @@ class Simulation:
         p = message.proposal
         if p.proposer != compute_proposer(p.height, p.round, self.n):
             return
-        machine = dst.driver.machine
-        machine_round = machine.round if machine.height == p.height else 0
-        if p.height == dst.head + 1 and p.round <= machine_round + MAX_ROUNDS_AHEAD_FOR_BLOCKS:
+        if is_block_worth_keeping(dst.driver.machine, dst.head, p.height, p.round):
             dst.blocks.add(p.block_hash)
         self.feed(dst, ProposalReceived(message))
 

@@ -11,7 +11,6 @@ import pytest
 
 from node import consensus, driver, votes
 from node.sim import BEHAVIORS, SimParams, run_many, run_schedule
-from node.sim.core import MAX_ROUNDS_AHEAD_FOR_BLOCKS, STALL_MS, SYNC_BATCH, SYNC_TICK_MS
 from node.sim.invariants import compute_book_bound
 from node.sim.mutants import PLANTED_BUGS, measure_detection, planted
 from scripts.cli import main
@@ -128,15 +127,6 @@ def test_planted_bugs_are_removed_after_the_run() -> None:
     assert not hasattr(consensus, "MUTATIONS") and "mutations" not in consensus.ConsensusConfig.__dataclass_fields__
     assert (consensus.is_free_to_prevote.__module__, driver.on_sync_finished.__module__) == ("node.consensus", "node.driver")
     assert votes.VoteBook._admit_far.__module__ == "node.votes"
-
-
-def test_simulator_models_the_runtime_constants() -> None:
-    from node import runtime, sync
-
-    assert (SYNC_BATCH, MAX_ROUNDS_AHEAD_FOR_BLOCKS, STALL_MS) == (
-        sync.SYNC_BATCH, runtime.MAX_ROUNDS_AHEAD_FOR_BLOCKS, runtime.STALL_MS,
-    )
-    assert int(runtime.SYNC_INTERVAL_S * 1000) == SYNC_TICK_MS
 
 
 # --- the command line ------------------------------------------------------------------

@@ -19,8 +19,9 @@ from ledger.blocks import Block, Proposal
 from ledger.encoding import cb
 from ledger.errors import PeerMalformedError
 from node.config import NodeConfig
+from node.driver import MAX_ROUNDS_AHEAD_FOR_BLOCKS
 from node.messages import sign_proposal
-from node.runtime import MAX_ROUNDS_AHEAD_FOR_BLOCKS, Node
+from node.runtime import Node
 from scripts.devkit import Alliance
 from scripts.devnet import create_devnet
 
