@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from typing import cast
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -39,6 +40,7 @@ from ledger.limits import (
     MAX_VERIFY_BODY_BYTES,
     MAX_VERIFY_UPLOAD_BYTES,
 )
+from node.observer import ObserverNode
 from node.peers import PEER_MESSAGE_PATH, PEER_PREFIX
 from node.runtime import Node
 
@@ -88,18 +90,29 @@ def _is_multipart(scope: Scope) -> bool:
     return False
 
 
-def create_app(node: Node) -> FastAPI:
+def new_app() -> FastAPI:
     app = FastAPI(
         title="zoneledger",
         version="1",
         description="A permissioned ledger of trade documents for an alliance of free trade zones.",
     )
     install_error_handlers(app)
+    return app
+
+
+def include_read_routes(app: FastAPI, node: Node) -> None:
+    """The routes a validator and an observer both serve, from the same code."""
     app.include_router(make_public_router(node))
     app.include_router(make_member_router(node))
     app.include_router(make_proof_router(node))
     app.include_router(make_evidence_router(node))
     app.include_router(make_page_router(node))
+
+
+def create_app(node: Node) -> FastAPI:
+    """A validator's app: the read routes, submission and the peer endpoints."""
+    app = new_app()
+    include_read_routes(app, node)
     app.include_router(
         make_peer_router(
             chain_id=node.genesis.chain_id,
@@ -109,7 +122,25 @@ def create_app(node: Node) -> FastAPI:
             my_index=node.index,
         )
     )
+    install_middleware(app, node)
+    return app
 
+
+def create_observer_app(node: ObserverNode) -> FastAPI:
+    """An observer's app: the same read routes (its ``require_ready`` refuses every
+    write with ``node.read_only``), no peer endpoints. It offers what those routes read
+    of a node (``node/observer.py`` lists it); their annotations name the validator's class."""
+    app = new_app()
+    include_read_routes(app, cast(Node, node))
+    install_middleware(app, node)
+    return app
+
+
+def build_app(node: Node | ObserverNode) -> FastAPI:
+    return create_app(node) if isinstance(node, Node) else create_observer_app(node)
+
+
+def install_middleware(app: FastAPI, node: Node | ObserverNode) -> None:
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
@@ -130,7 +161,6 @@ def create_app(node: Node) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=node.config.max_body_bytes, limit_for=compute_body_limit)
     app.add_middleware(ClientGZipMiddleware)
-    return app
 
 
 class _Server(uvicorn.Server):
@@ -141,8 +171,8 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(node: Node) -> None:
-    """Run the validator and its HTTP server until SIGINT or SIGTERM, then stop both cleanly."""
+async def serve(node: Node | ObserverNode) -> None:
+    """Run the validator (or observer) and its HTTP server until SIGINT or SIGTERM, then stop both cleanly."""
     # The event loop shares the interpreter with the request workers (api.offload): it
     # waits at most this long for its turn after a peer's vote arrives, instead of 5 ms.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -153,7 +183,7 @@ async def serve(node: Node) -> None:
         ssl_args = {"ssl_certfile": str(config.tls.cert), "ssl_keyfile": str(config.tls.key)}
     server = _Server(
         uvicorn.Config(
-            create_app(node),
+            build_app(node),
             host=config.listen_host,
             port=config.listen_port,
             log_level="warning",
@@ -172,5 +202,5 @@ async def serve(node: Node) -> None:
         await node.stop()
 
 
-def run_node(node: Node) -> None:
+def run_node(node: Node | ObserverNode) -> None:
     asyncio.run(serve(node))

@@ -1,5 +1,9 @@
 """Member endpoints: documents and whole blocks, for officers and auditors only.
 
+``GET /v1/blocks?from=&count=`` is how an observer (``node/observer.py``) follows the
+chain: up to ``SYNC_BATCH`` committed blocks with their certificates in one signed
+request, the reply a validator's ``get_blocks`` peer request gets, bounded the same way.
+
 Every request is signed with the request domain (``ledger.requests``) and addressed to
 this node by its zone id; the dependency refuses unsigned, misaddressed, stale,
 replayed and non-member requests before a handler runs.
@@ -9,15 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import MemberAuth
-from api.routes_public import Height
+from api.routes_public import MAX_HEIGHT, Height
 from ledger.chain import OFFICER_ACTIVE, key_commit
 from ledger.encoding import bounded_repr, cb, parse_canonical_json
 from ledger.errors import DocumentNotFoundError, NotFoundError
+from ledger.limits import SYNC_BATCH
 from ledger.transactions import Envelope
 from node.runtime import Node
+from node.sync import serve_blocks
+
+MSGPACK = "application/msgpack"
 
 
 def is_member(node: Node, key: bytes) -> bool:
@@ -80,6 +88,18 @@ def make_member_router(node: Node) -> APIRouter:
         """A document's current version, status and full history (signed member request)."""
         return document_view(node, doc_id)
 
+    @router.get("/v1/blocks", response_class=Response)
+    async def blocks(
+        from_: int = Query(..., alias="from", ge=1, le=MAX_HEIGHT),
+        count: int = Query(SYNC_BATCH, ge=1, le=SYNC_BATCH),
+        member: bytes = Depends(auth),
+    ) -> Response:
+        """Up to ``count`` (at most ``SYNC_BATCH``) committed blocks from height ``from``,
+        each with its commit certificate, for observers: ``application/msgpack``
+        ``cb([{"block": bytes, "commit": bytes}])``; fewer past the head or past
+        ``MAX_SYNC_REPLY_BLOCK_BYTES`` of blocks, none beyond the head."""
+        return Response(serve_blocks(node.chain, cb({"from": from_, "count": count})), media_type=MSGPACK)
+
     @router.get("/v1/blocks/{height}")
     async def block(height: Height, member: bytes = Depends(auth)) -> dict[str, Any]:
         """A whole committed block: header, certificates, transactions and documents."""
@@ -104,6 +124,6 @@ def make_member_router(node: Node) -> APIRouter:
         if raw is None:
             raise NotFoundError(f"expected a committed height 1..{node.chain.height}, got {height}")
         commit = node.chain.store.get(key_commit(height))
-        return Response(cb({"block": raw, "commit": commit}), media_type="application/msgpack")
+        return Response(cb({"block": raw, "commit": commit}), media_type=MSGPACK)
 
     return router

@@ -105,6 +105,7 @@ holds the table of every code, class, parent and HTTP status).
     │   ├── ConfigError                  config.invalid
     │   ├── MempoolFullError             mempool.full        (retry later)
     │   └── NodeUnavailableError         node.unavailable    (retry later)
+    │       └── NodeReadOnlyError        node.read_only      (an observer: submit to a validator)
     ├── RequestError                     request.invalid
     │   ├── RequestMalformedError        request.malformed
     │   ├── RequestTooLargeError         request.too_large
@@ -705,6 +706,14 @@ class NodeUnavailableError(NodeError):
     title = "Node cannot serve this now"
 
 
+class NodeReadOnlyError(NodeUnavailableError):
+    """A write sent to an observer: it holds no validator key and takes no transactions;
+    the detail names the validators to submit to (``docs/decisions/0016-observer-nodes.md``)."""
+
+    code = "node.read_only"
+    title = "Node is a read-only observer; submit to a validator"
+
+
 # --- requests, authentication, peers (the network layers) -------------------
 
 
@@ -796,6 +805,11 @@ class PeerSessionError(PeerSignatureError):
 class PeerHelloError(PeerSignatureError):
     code = "peer.hello_invalid"
     title = "Peer hello is not fresh or not for this node"
+
+
+class PeerFrameError(PeerSignatureError):
+    code = "peer.frame_invalid"
+    title = "Peer stream frame does not carry its stream's tag"
 
 
 class PeerUnavailableError(PeerError):

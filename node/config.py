@@ -20,6 +20,20 @@ Example ``node.toml``::
 
 The validator key's passphrase, when it has one, comes from the environment variable
 named by ``validator_key_passphrase_env``; it never appears in the file.
+
+An observer (``role = "observer"``, :class:`ObserverConfig`) holds no validator key: it
+follows the validators named in ``follow`` with signed member requests, made with
+``member_key`` (an auditor's or an officer's key)::
+
+    role = "observer"
+    data_dir = "devnet/observer-1"
+    genesis = "devnet/genesis.json"
+    member_key = "devnet/auditor.pem"
+    node_id = "observer-1"          # what member requests to this observer are addressed to
+    listen = "127.0.0.1:26700"
+    follow = ["http://127.0.0.1:26600", "http://127.0.0.1:26601"]
+
+:func:`load_config` reads either kind.
 """
 
 from __future__ import annotations
@@ -151,6 +165,128 @@ class NodeConfig:
             tls=tls,
             **ints,
         )
+
+
+ROLE_VALIDATOR = "validator"
+ROLE_OBSERVER = "observer"
+
+
+@dataclass(frozen=True, slots=True)
+class ObserverConfig:
+    """One observer's settings: a non-voting node that follows the validators."""
+
+    data_dir: Path
+    """LevelDB store (and the empty evidence log) live here."""
+    genesis: Path
+    """The alliance's genesis file."""
+    member_key: Path
+    """A member's key (auditor or officer, PKCS#8 PEM): block requests are signed with it."""
+    follow: tuple[str, ...]
+    """Base URLs of the validators to fetch blocks from, tried in this order."""
+    node_id: str
+    """This observer's name: member requests to it are addressed to it (``X-ZL-Node``)."""
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 26700
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """The operator's cap on HTTP request bodies over every route."""
+    member_key_passphrase_env: str | None = None
+    """Environment variable holding the member key's passphrase."""
+    tls: TlsSettings | None = None
+    """HTTPS for this observer's API and for the validators it follows (their CA)."""
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def passphrase(self) -> bytes | None:
+        if not self.member_key_passphrase_env:
+            return None
+        value = os.environ.get(self.member_key_passphrase_env)
+        if value is None:
+            raise ConfigError(f"expected the passphrase in ${self.member_key_passphrase_env}, it is not set")
+        return value.encode()
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, base: Path = Path(".")) -> ObserverConfig:
+        if "validator_key" in raw:
+            raise ConfigError("validator_key: an observer holds no validator key (it never votes); remove it")
+        host, port = parse_listen(raw.get("listen", "127.0.0.1:26700"))
+        follow = raw.get("follow")
+        if not isinstance(follow, list) or not follow or not all(isinstance(u, str) and u for u in follow):
+            raise ConfigError("follow: expected a non-empty list of validator base URLs")
+        node_id = raw.get("node_id", f"observer-{port}")
+        if not isinstance(node_id, str) or not node_id or not node_id.isprintable() or len(node_id) > 64:
+            raise ConfigError(f"node_id: expected a short printable name, got {node_id!r}")
+        max_body = raw.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        if type(max_body) is not int or max_body <= 0:
+            raise ConfigError(f"max_body_bytes: expected a positive integer, got {max_body!r}")
+        tls = None
+        if "tls" in raw:
+            t = raw["tls"]
+            if not isinstance(t, dict):
+                raise ConfigError("tls: expected a table with cert, key and ca")
+            tls = TlsSettings(*(path_of_in(t, name, base) for name in ("cert", "key", "ca")))
+        return cls(
+            data_dir=path_in(raw, "data_dir", base),
+            genesis=path_in(raw, "genesis", base),
+            member_key=path_in(raw, "member_key", base),
+            follow=tuple(u.rstrip("/") for u in follow),
+            node_id=node_id,
+            listen_host=host,
+            listen_port=port,
+            max_body_bytes=max_body,
+            member_key_passphrase_env=raw.get("member_key_passphrase_env"),
+            tls=tls,
+        )
+
+
+def parse_listen(listen: Any) -> tuple[str, int]:
+    host, _, port = str(listen).rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"listen: expected HOST:PORT, got {listen!r}")
+    return host, int(port)
+
+
+def path_in(raw: dict[str, Any], name: str, base: Path) -> Path:
+    value = raw.get(name)
+    if not isinstance(value, str):
+        raise ConfigError(f"{name}: expected a path")
+    p = Path(value)
+    return p if p.is_absolute() else base / p
+
+
+def load_config(path: str | Path) -> NodeConfig | ObserverConfig:
+    """A validator's or an observer's settings, by the file's ``role`` (default validator)."""
+    source = Path(path)
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    role = raw.pop("role", ROLE_VALIDATOR)
+    if role == ROLE_OBSERVER:
+        return ObserverConfig.from_dict(raw, base=source.parent)
+    if role != ROLE_VALIDATOR:
+        raise ConfigError(f"role: expected {ROLE_VALIDATOR!r} or {ROLE_OBSERVER!r}, got {role!r}")
+    return NodeConfig.from_dict(raw, base=source.parent)
+
+
+def render_observer_config(config: ObserverConfig) -> str:
+    """TOML text for an observer's ``config`` (``scripts/observers.py`` writes these)."""
+    lines = [
+        f'role = "{ROLE_OBSERVER}"',
+        f'data_dir = "{config.data_dir}"',
+        f'genesis = "{config.genesis}"',
+        f'member_key = "{config.member_key}"',
+        f'node_id = "{config.node_id}"',
+        f'listen = "{config.listen_host}:{config.listen_port}"',
+        f"max_body_bytes = {config.max_body_bytes}",
+        "follow = [" + ", ".join(f'"{url}"' for url in config.follow) + "]",
+    ]
+    if config.tls:
+        lines += ["", "[tls]", f'cert = "{config.tls.cert}"', f'key = "{config.tls.key}"', f'ca = "{config.tls.ca}"']
+    return "\n".join(lines) + "\n"
 
 
 def path_of_in(table: dict[str, Any], name: str, base: Path) -> Path:

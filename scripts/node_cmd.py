@@ -1,4 +1,5 @@
-"""``zoneledger node run --config FILE``: one validator with its HTTP API."""
+"""``zoneledger node run --config FILE``: one validator, or one observer (``role =
+"observer"`` in the file, ``node/observer.py``), with its HTTP API."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("node", help="run a validator node")
+    parser = subparsers.add_parser("node", help="run a validator or observer node")
     which = parser.add_subparsers(dest="node_command", metavar="ACTION", required=True)
-    run = which.add_parser("run", help="run a validator from its TOML config")
+    run = which.add_parser("run", help="run a validator (or an observer: role = \"observer\") from its TOML config")
     run.add_argument("--config", required=True, help="node.toml")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=run_node)
@@ -21,7 +22,9 @@ def register(subparsers: Any) -> None:
 
 def run_node(args: argparse.Namespace) -> int:
     from api.app import run_node as serve
-    from node.runtime import load_node
+    from node.config import NodeConfig, load_config
+    from node.observer import ObserverNode
+    from node.runtime import Node
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -29,7 +32,8 @@ def run_node(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    node = load_node(args.config)
+    config = load_config(args.config)
+    node = Node(config) if isinstance(config, NodeConfig) else ObserverNode(config)
     profile_path = os.environ.get("ZONELEDGER_PROFILE")
     profiler = None
     if profile_path:  # for "profile, say where the time goes": cProfile of the whole process
