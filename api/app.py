@@ -43,6 +43,8 @@ from ledger.limits import (
 from node.observer import ObserverNode
 from node.peers import PEER_MESSAGE_PATH, PEER_PREFIX
 from node.runtime import Node
+from node.stream import TAG_SIZE as STREAM_TAG_SIZE
+from node.stream_client import PING_INTERVAL_S, PING_TIMEOUT_S
 
 log = logging.getLogger("zoneledger.api")
 LATENCY_SAMPLES = 2000
@@ -120,6 +122,8 @@ def create_app(node: Node) -> FastAPI:
             handler=node.on_peer_message,
             max_bytes=min(node.config.max_body_bytes, MAX_PEER_BODY_BYTES),
             my_index=node.index,
+            key=node.key,
+            counters=node.peers.inbound,
         )
     )
     install_middleware(app, node)
@@ -190,6 +194,13 @@ async def serve(node: Node | ObserverNode) -> None:
             access_log=False,
             timeout_keep_alive=30,
             lifespan="off",
+            # Peer streams (node/stream.py): frames up to the peer limit, no compression
+            # (the cores are worth more than the bytes), pings tolerant of a busy peer.
+            ws="websockets-sansio",
+            ws_max_size=min(config.max_body_bytes, MAX_PEER_BODY_BYTES) + STREAM_TAG_SIZE,
+            ws_per_message_deflate=False,
+            ws_ping_interval=PING_INTERVAL_S,
+            ws_ping_timeout=PING_TIMEOUT_S,
             **ssl_args,  # type: ignore[arg-type]
         )
     )

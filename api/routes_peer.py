@@ -25,13 +25,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from api.errors import PROBLEM_MEDIA_TYPE, internal_problem, problem
 from ledger.encoding import bounded_repr
 from ledger.errors import LedgerError, PeerMalformedError, RequestMalformedError, RequestTooLargeError
+from ledger.keys import SigningKey
 from node.handshake import HEADER_TOKEN, HELLO_MAX_BYTES, Challenge, PeerSessions
 from node.offload import run_off_loop
 from node.peers import (
@@ -44,6 +45,8 @@ from node.peers import (
     compute_kind_limit,
     decode_and_verify,
 )
+from node.stream import STREAM_PATH_SUFFIX, StreamCounters
+from node.stream_server import CLOSE_POLICY_VIOLATION, InboundStreams, StreamClosedError, serve_stream
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,31 @@ async def read_body_bounded(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+class WebSocketChannel:
+    """A Starlette WebSocket as the stream loop's :class:`~node.stream_server.FrameChannel`."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    async def receive(self) -> bytes:
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise StreamClosedError(f"closed with code {message.get('code')}")
+        data = message.get("bytes")
+        if data is None:
+            raise PeerMalformedError("stream: expected binary frames, got text")
+        return bytes(data)
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self.websocket.send_bytes(data)
+        except (RuntimeError, OSError) as exc:  # Starlette: "after sending 'websocket.close'"
+            raise StreamClosedError(str(exc)) from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.websocket.close(code, reason)
+
+
 def make_peer_router(
     *,
     chain_id: str,
@@ -107,6 +135,8 @@ def make_peer_router(
     max_bytes: int = DEFAULT_MAX_BYTES,
     my_index: int | None = None,
     sessions: PeerSessions | None = None,
+    key: SigningKey | None = None,
+    counters: StreamCounters | None = None,
 ) -> APIRouter:
     """The ``/peer/v1`` router of a node on chain ``chain_id`` with this validator set.
 
@@ -164,5 +194,30 @@ def make_peer_router(
         if reply is None:
             return Response(status_code=204)
         return Response(content=reply, status_code=200, media_type=MEDIA_TYPE)
+
+    if key is not None and my_index is not None:
+        stream_key, stream_index = key, my_index
+        inbound = InboundStreams()
+        stream_counters = counters if counters is not None else StreamCounters()
+
+        @router.websocket(STREAM_PATH_SUFFIX)
+        async def stream(websocket: WebSocket) -> None:
+            try:
+                # From the upgrade's headers: a stranger never gets a WebSocket at all.
+                sender = sessions.authenticate(websocket.headers.get(HEADER_TOKEN))
+            except LedgerError as exc:
+                await websocket.close(CLOSE_POLICY_VIOLATION, exc.code)
+                return
+            await websocket.accept()
+            channel = WebSocketChannel(websocket)
+            for old in inbound.admit(sender, channel):
+                await old.close(1000, "replaced by a newer stream")
+            try:
+                await serve_stream(
+                    channel, chain_id=chain_id, validators=keys, my_index=stream_index, key=stream_key,
+                    sender=sender, handler=handler, max_bytes=max_bytes, counters=stream_counters,
+                )
+            finally:
+                inbound.remove(sender, channel)
 
     return router

@@ -29,6 +29,8 @@ PROPOSAL_DOMAIN = b"zoneledger/proposal/v1\x00"
 REQUEST_DOMAIN = b"zoneledger/request/v1\x00"
 PEER_DOMAIN = b"zoneledger/peer/v1\x00"
 PEER_HELLO_DOMAIN = b"zoneledger/peer-hello/v1\x00"
+STREAM_OPEN_DOMAIN = b"zoneledger/peer-stream-open/v1\x00"
+STREAM_ACCEPT_DOMAIN = b"zoneledger/peer-stream-accept/v1\x00"
 
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import random
@@ -63,12 +64,15 @@ from ledger.errors import (
 )
 from ledger.keys import PEER_DOMAIN, SIGNATURE_SIZE, SigningKey, signing_bytes, verify_bytes
 from ledger.limits import MAX_PEER_COMMIT_MESSAGE_BYTES, MAX_PEER_MESSAGE_BYTES, MAX_PEER_SMALL_MESSAGE_BYTES
-from node.handshake import HEADER_TOKEN, Challenge, PeerHello, SessionGrant, format_token
+from node.handshake import Challenge, PeerHello, SessionGrant, format_token
+from node.stream import MESSAGE, REFUSAL, REPLY, REQUEST, STREAM_PATH_SUFFIX, StreamCounters, StreamItem
+from node.stream_client import StreamConnection, stream_url
 
 PEER_PREFIX = "/peer/v1"
 PEER_MESSAGE_PATH = f"{PEER_PREFIX}/message"
 CHALLENGE_PATH = f"{PEER_PREFIX}/challenge"
 HELLO_PATH = f"{PEER_PREFIX}/hello"
+STREAM_PATH = f"{PEER_PREFIX}{STREAM_PATH_SUFFIX}"
 HEADER_KIND = "X-ZL-Peer-Kind"
 MEDIA_TYPE = "application/msgpack"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -93,6 +97,10 @@ KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 2.0
+FRAME_BUDGET_BYTES = 1 << 20
+"""A frame batches queued items up to this many bytes (one larger item goes alone)."""
+HANDSHAKE_REPLY_MAX_BYTES = 4096
+"""A challenge or session grant is under 100 bytes; a problem body a few hundred."""
 CLOSE_GRACE_S = 1.0
 """How long ``close`` lets an exchange in progress finish before cancelling it."""
 
@@ -243,27 +251,31 @@ class PeerStats:
     """A snapshot of one peer's link, for status pages and metrics."""
 
     sent: int
-    """Messages the peer accepted with a 2xx (queued sends and requests)."""
+    """Messages and requests written to the peer's stream."""
     failed: int
-    """Delivery attempts that failed: unreachable, timed out, 5xx, or refused with a 4xx."""
+    """Attempts to reach the peer that failed: no stream, a stream lost, a request unanswered."""
     dropped: int
-    """Messages never delivered: evicted (oldest first) from a full queue, or refused with a 4xx."""
+    """Messages never delivered: evicted (oldest first) from a full queue, or left at close."""
     last_ok_ms: int | None
-    """Monotonic-clock milliseconds of the last 2xx from the peer; ``None`` if never."""
+    """Monotonic-clock milliseconds of the last frame written or reply read; ``None`` if never."""
     consecutive_failures: int
     """Failed attempts since the last success (drives the backoff)."""
     up: bool
-    """Whether the last attempt reached the peer; ``False`` until the first contact."""
+    """Whether a keyed stream to the peer is open now; ``False`` until the first one."""
     queued: int
-    """Messages waiting in the outbound queue (including one in flight)."""
+    """Messages and requests waiting in the outbound queue."""
+    frames: int = 0
+    """Frames written (each batches whatever was queued when the stream was free)."""
+    bytes: int = 0
+    """Frame bytes written."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Outgoing:
-    """A signed message waiting for one peer, with the kind its request declares."""
+    """A message or request waiting for one peer; a request has the future its caller awaits."""
 
-    kind: str
-    data: bytes
+    item: StreamItem
+    reply: asyncio.Future[bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,22 +294,26 @@ class _PeerLink:
 
     index: int
     base_url: str
-    queue: deque[_Outgoing]
+    queue_limit: int
+    queue: deque[_Outgoing] = field(default_factory=deque)
+    waiting: dict[int, asyncio.Future[bytes]] = field(default_factory=dict)
+    """Requests written to the current stream, by id, until their answer arrives."""
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    in_flight: _Outgoing | None = None
     task: asyncio.Task[None] | None = None
     session: _Session | None = None
     handshake: asyncio.Lock = field(default_factory=asyncio.Lock)
     sent: int = 0
     failed: int = 0
     dropped: int = 0
+    frames: int = 0
+    bytes: int = 0
     last_ok_ms: int | None = None
     consecutive_failures: int = 0
     up: bool = False
+    last_error: str = "not connected yet"
 
     def on_success(self) -> None:
-        self.sent += 1
-        self.last_ok_ms = time.monotonic_ns() // 1_000_000
+        self.last_ok_ms = _monotonic_ms()
         self.consecutive_failures = 0
         self.up = True
 
@@ -306,12 +322,12 @@ class _PeerLink:
         self.consecutive_failures += 1
         self.up = False
 
-    def on_refused(self) -> None:
-        # The peer answered, so it is up; the message itself will never be accepted.
-        self.failed += 1
-        self.dropped += 1
-        self.consecutive_failures = 0
-        self.up = True
+    def fail_waiting(self, reason: str) -> None:
+        """Fail the requests written to a stream that ended before answering them."""
+        waiting, self.waiting = self.waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(PeerUnavailableError(f"peer {self.index}: {reason}"))
 
     def snapshot(self) -> PeerStats:
         return PeerStats(
@@ -321,13 +337,25 @@ class _PeerLink:
             last_ok_ms=self.last_ok_ms,
             consecutive_failures=self.consecutive_failures,
             up=self.up,
-            queued=len(self.queue) + (self.in_flight is not None),
+            queued=len(self.queue),
+            frames=self.frames,
+            bytes=self.bytes,
         )
 
 
 def compute_backoff_s(consecutive_failures: int) -> float:
     """Exponential backoff after ``consecutive_failures`` (>= 1), capped at ``BACKOFF_CAP_S``."""
     return float(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(consecutive_failures - 1, 16)))
+
+
+def take_batch(queue: deque[_Outgoing], budget: int) -> list[_Outgoing]:
+    """The queue's oldest items up to ``budget`` bytes (always at least one), removed."""
+    batch = [queue.popleft()]
+    size = batch[0].item.size
+    while queue and size + queue[0].item.size <= budget:
+        size += queue[0].item.size
+        batch.append(queue.popleft())
+    return batch
 
 
 def _now_ms() -> int:
@@ -339,7 +367,13 @@ def _monotonic_ms() -> int:
 
 
 class PeerNetwork:
-    """A validator's links to every other validator (one instance per node)."""
+    """A validator's links to every other validator (one instance per node).
+
+    Each link is one stream (``node/stream.py``) kept open by its own task: whatever is
+    queued when the stream is free goes out as one frame, so a burst of votes costs one
+    write, not one request each. A stream that breaks is reopened with backoff; queued
+    items wait for it, requests already written fail at once (their callers retry).
+    """
 
     def __init__(
         self,
@@ -348,10 +382,12 @@ class PeerNetwork:
         my_index: int,
         key: SigningKey,
         peers: dict[int, str],
+        validators: Sequence[bytes],
         tls: TlsConfig | None = None,
         timeout_s: float = 5.0,
         queue_limit: int = 1000,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        frame_budget: int = FRAME_BUDGET_BYTES,
     ) -> None:
         if my_index in peers:
             raise ValueError(f"peers: expected every validator but me ({my_index}), got me too")
@@ -360,15 +396,19 @@ class PeerNetwork:
         self.chain_id = chain_id
         self.my_index = my_index
         self._key = key
+        self._validators = tuple(validators)
         self._tls = tls
+        self._ssl = tls.ssl_context() if tls is not None else None
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
-        self._links = {
-            index: _PeerLink(index, url.rstrip("/"), deque(maxlen=queue_limit)) for index, url in sorted(peers.items())
-        }
+        self._frame_budget = frame_budget
+        self._links = {index: _PeerLink(index, url.rstrip("/"), queue_limit) for index, url in sorted(peers.items())}
         self._client: httpx.AsyncClient | None = None
         self._closed = False
         self._stopping = asyncio.Event()
+        self._request_ids = itertools.count(1)
+        self.inbound = StreamCounters()
+        """What peers' streams brought in (the API's stream route counts into it)."""
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -378,34 +418,38 @@ class PeerNetwork:
         self._client = httpx.AsyncClient(
             http1=True,
             http2=False,
-            verify=self._tls.ssl_context() if self._tls is not None else True,
+            verify=self._ssl if self._ssl is not None else True,
             timeout=httpx.Timeout(self._timeout_s),
-            # One keep-alive connection per peer for the queue, more for concurrent requests.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=4 * max(1, len(self._links))),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=max(1, len(self._links))),
             # Peers are reached directly: never through a proxy or CA bundle from the environment.
             trust_env=False,
             headers={"content-type": MEDIA_TYPE, "accept": f"{MEDIA_TYPE}, {PROBLEM_MEDIA_TYPE}"},
         )
         for link in self._links.values():
-            link.task = asyncio.create_task(self._drain(link), name=f"peer-{link.index}")
+            link.task = asyncio.create_task(self._run_link(link), name=f"peer-{link.index}")
 
     async def close(self) -> None:
-        """Stop every sender task and the client; queued messages are abandoned."""
+        """Stop every link and the client; queued messages are abandoned."""
         self._closed = True
         self._stopping.set()
         for link in self._links.values():
             link.wakeup.set()
         tasks = [link.task for link in self._links.values() if link.task is not None]
         if tasks:
-            # Idle and backing-off senders return at once; one in the middle of an exchange
-            # gets a moment to finish, because cancelling httpx inside a TLS handshake
-            # leaks the socket.
+            # Idle and backing-off links return at once; one in the middle of opening a
+            # stream gets a moment, because cancelling inside a TLS handshake leaks the socket.
             _, pending = await asyncio.wait(tasks, timeout=min(CLOSE_GRACE_S, self._timeout_s))
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         for link in self._links.values():
             link.task = None
+            link.dropped += len(link.queue)
+            for outgoing in link.queue:
+                if outgoing.reply is not None and not outgoing.reply.done():
+                    outgoing.reply.set_exception(PeerUnavailableError(f"peer {link.index}: network closed"))
+            link.queue.clear()
+            link.fail_waiting("network closed")
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -422,50 +466,61 @@ class PeerNetwork:
     # --- sending ----------------------------------------------------------------------
 
     def sign(self, kind: str, body: bytes) -> bytes:
-        """Wire bytes of a message from this node (signed once, sent to any number of peers)."""
+        """A signed single message from this node (the HTTP path of ``POST /peer/v1/message``)."""
         return PeerMessage(self.chain_id, self.my_index, kind, _now_ms(), body).sign(self._key)
 
     def send(self, index: int, kind: str, body: bytes) -> None:
         """Queue a message for one peer and return at once (fire-and-forget)."""
-        self._enqueue(self._link(index), _Outgoing(kind, self.sign(kind, body)))
+        self._enqueue(self._link(index), _Outgoing(StreamItem(MESSAGE, kind=kind, body=body)))
 
     def broadcast(self, kind: str, body: bytes) -> None:
-        """Queue one signed message for every peer and return at once."""
-        outgoing = _Outgoing(kind, self.sign(kind, body))
+        """Queue one message for every peer and return at once."""
+        item = StreamItem(MESSAGE, kind=kind, body=body)
         for link in self._links.values():
-            self._enqueue(link, outgoing)
+            self._enqueue(link, _Outgoing(item))
 
     def _enqueue(self, link: _PeerLink, outgoing: _Outgoing) -> None:
         if self._closed:
             link.dropped += 1
+            if outgoing.reply is not None:
+                outgoing.reply.set_exception(PeerUnavailableError(f"peer {link.index}: network closed"))
             return
-        if len(link.queue) == link.queue.maxlen:
-            # deque(maxlen) evicts the oldest on append: a stale consensus message is
-            # worth less than a fresh one, and the caller must never wait.
+        if len(link.queue) >= link.queue_limit:
+            # A stale consensus message is worth less than a fresh one, and the caller
+            # must never wait: the oldest goes.
+            evicted = link.queue.popleft()
             link.dropped += 1
+            if evicted.reply is not None and not evicted.reply.done():
+                evicted.reply.set_exception(PeerUnavailableError(f"peer {link.index}: request dropped from a full queue"))
         link.queue.append(outgoing)
         link.wakeup.set()
 
     async def request(self, index: int, kind: str, body: bytes) -> bytes:
-        """Send one message and return the peer's reply bytes (``b""`` for 204).
+        """Send one request and return the peer's reply bytes.
 
-        Raises PeerUnavailableError when the peer cannot be reached, times out, or
-        answers with anything but a 2xx (the problem ``type`` is in the message).
+        Raises PeerUnavailableError when the peer cannot be reached, does not answer
+        within the timeout, or refuses (the refusal's code is in the message).
         """
         link = self._link(index)
+        if not link.up and link.consecutive_failures:
+            # Its stream failed and is not back: fail at once rather than after a timeout
+            # (sync asks the next peer). A link still opening its first stream is waited for.
+            link.failed += 1
+            raise PeerUnavailableError(f"peer {index}: expected an open stream, got none ({link.last_error})")
+        request_id = next(self._request_ids)
+        reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._enqueue(link, _Outgoing(StreamItem(REQUEST, request_id, kind, body), reply))
         try:
-            status, content = await self._exchange(link, _Outgoing(kind, self.sign(kind, body)))
-        except PeerUnavailableError:
-            link.on_unreachable()
-            raise
-        if 200 <= status < 300:
-            link.on_success()
-            return content
-        if status >= 500:
-            link.on_unreachable()
-        else:
-            link.on_refused()
-        raise PeerUnavailableError(f"peer {index}: expected a 2xx reply, got {status} {_problem_type(content)}")
+            return await asyncio.wait_for(reply, self._timeout_s)
+        except TimeoutError:
+            link.failed += 1
+            raise PeerUnavailableError(
+                f"peer {index}: expected a reply to {kind} within {self._timeout_s} s, got none"
+            ) from None
+        finally:
+            link.waiting.pop(request_id, None)
+            if not reply.done():
+                reply.cancel()
 
     # --- internals --------------------------------------------------------------------
 
@@ -475,34 +530,107 @@ class PeerNetwork:
         except KeyError:
             raise ValueError(f"expected a peer index in {sorted(self._links)}, got {index}") from None
 
-    async def _exchange(self, link: _PeerLink, outgoing: _Outgoing) -> tuple[int, bytes]:
-        """POST one message under this node's session at ``link``; return status and body.
+    async def _run_link(self, link: _PeerLink) -> None:
+        """Keep a stream to the peer open and write its queue into it, until closed."""
+        while not self._closed:
+            try:
+                connection = await self._open_stream(link)
+            except LedgerError as exc:
+                link.on_unreachable()
+                link.last_error = exc.one_line()
+                if link.consecutive_failures == 1:
+                    log.info("peer %d down: %s", link.index, exc.one_line())
+                await self._back_off(link)
+                continue
+            except Exception:  # noqa: BLE001 - a dead link task would cut this peer off silently
+                link.on_unreachable()
+                log.exception("peer %d: unexpected failure while opening a stream", link.index)
+                await self._back_off(link)
+                continue
+            if link.consecutive_failures:
+                log.info("peer %d up again", link.index)
+            link.on_success()
+            reader = asyncio.create_task(self._read_replies(link, connection), name=f"peer-{link.index}-replies")
+            try:
+                reason = await self._write_queue(link, connection, reader)
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+                await connection.close()
+                link.fail_waiting("stream closed before the reply")
+            link.last_error = reason
+            if not self._closed:
+                link.on_unreachable()
+                log.info("peer %d stream lost: %s", link.index, reason)
+                await self._back_off(link)
 
-        A 401 ``peer.session_invalid`` (the peer restarted, or expired the token first)
-        opens a new session and sends once more. Any failure forgets the session, so the
-        next attempt starts with a handshake. Raises PeerUnavailableError.
-        """
+    async def _open_stream(self, link: _PeerLink) -> StreamConnection:
+        """A keyed stream to ``link``'s peer (a session first, if this node has none)."""
+        session = await self._get_session(link)
         try:
-            session = await self._get_session(link)
-            status, content = await self._post_message(link, session, outgoing)
-            if _is_session_refusal(status, content):
-                self._forget_session(link, session)
-                status, content = await self._post_message(link, await self._get_session(link), outgoing)
-            return status, content
-        except PeerUnavailableError:
-            link.session = None
+            return await StreamConnection.open(
+                stream_url(link.base_url, STREAM_PATH), session.token, chain_id=self.chain_id,
+                my_index=self.my_index, peer=link.index, key=self._key, validators=self._validators,
+                ssl_context=self._ssl, max_bytes=self._max_bytes, timeout_s=self._timeout_s,
+            )
+        except LedgerError:
+            # The peer may have restarted and forgotten the token: the next try starts afresh.
+            self._forget_session(link, session)
             raise
 
-    async def _post_message(self, link: _PeerLink, session: _Session, outgoing: _Outgoing) -> tuple[int, bytes]:
-        headers = {HEADER_TOKEN: session.token, HEADER_KIND: outgoing.kind}
-        return await self._http("POST", link.base_url + PEER_MESSAGE_PATH, outgoing.data, headers)
+    async def _write_queue(self, link: _PeerLink, connection: StreamConnection, reader: asyncio.Task[None]) -> str:
+        """Write batches while the stream lives; return why it ended."""
+        while not self._closed:
+            if reader.done():
+                return _ended(reader)
+            if not link.queue:
+                link.wakeup.clear()
+                waiter = asyncio.ensure_future(link.wakeup.wait())
+                await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                continue
+            batch = take_batch(link.queue, self._frame_budget)
+            for outgoing in batch:
+                if outgoing.reply is not None:
+                    link.waiting[outgoing.item.request_id] = outgoing.reply
+            try:
+                size = await connection.send_items([outgoing.item for outgoing in batch])
+            except PeerUnavailableError as exc:
+                # Back to the front, in order, for the next stream (receivers de-duplicate).
+                for outgoing in reversed(batch):
+                    if outgoing.reply is None or not outgoing.reply.done():
+                        link.queue.appendleft(outgoing)
+                    if outgoing.reply is not None:
+                        link.waiting.pop(outgoing.item.request_id, None)
+                return exc.one_line()
+            link.sent += len(batch)
+            link.frames += 1
+            link.bytes += size
+            link.on_success()
+        return "network closed"
+
+    async def _read_replies(self, link: _PeerLink, connection: StreamConnection) -> None:
+        """Hand each reply to the request waiting for it, until the stream ends (raises then)."""
+        while True:
+            for item in await connection.receive_items():
+                future = link.waiting.pop(item.request_id, None)
+                if item.tag not in (REPLY, REFUSAL):
+                    raise PeerMalformedError(f"peer {link.index}: expected replies on our stream, got {item.tag!r}")
+                if future is None or future.done():
+                    continue  # its caller gave up waiting
+                link.on_success()
+                if item.tag == REPLY:
+                    future.set_result(item.body)
+                else:
+                    detail = item.body.decode("utf-8", "replace")[:200]
+                    future.set_exception(PeerUnavailableError(f"peer {link.index} refused: {item.kind[:60]}: {detail}"))
 
     async def _get_session(self, link: _PeerLink) -> _Session:
         """This node's live session at ``link``, after a handshake if it has none."""
         session = link.session
         if session is not None and _monotonic_ms() < session.renew_at_ms:
             return session
-        # One handshake per peer at a time: concurrent requests wait for it and share it.
         async with link.handshake:
             session = link.session
             if session is None or _monotonic_ms() >= session.renew_at_ms:
@@ -534,68 +662,30 @@ class PeerNetwork:
 
     @staticmethod
     def _forget_session(link: _PeerLink, session: _Session) -> None:
-        # Only the session that failed: a concurrent request may already have a newer one.
         if link.session is session:
             link.session = None
 
     async def _http(
         self, method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
-        """Send one request; return status and body, or raise PeerUnavailableError (the one
-        place httpx exceptions are translated)."""
+        """Send one handshake request; return status and body, or raise PeerUnavailableError
+        (the one place httpx exceptions are translated)."""
         if self._client is None:
             raise PeerUnavailableError("expected a started PeerNetwork, got one not started or closed")
         try:
             async with self._client.stream(method, url, content=data, headers=headers) as response:
                 chunks: list[bytes] = []
                 size = 0
-                async for chunk in response.aiter_bytes():  # decoded: the bound holds after gzip too
+                async for chunk in response.aiter_bytes():
                     size += len(chunk)
-                    if size > self._max_bytes:
-                        raise PeerUnavailableError(f"{url}: expected a reply of at most {self._max_bytes} bytes")
+                    if size > HANDSHAKE_REPLY_MAX_BYTES:
+                        raise PeerUnavailableError(f"{url}: expected a reply of at most {HANDSHAKE_REPLY_MAX_BYTES} bytes")
                     chunks.append(chunk)
                 return response.status_code, b"".join(chunks)
         except httpx.TimeoutException as exc:
             raise PeerUnavailableError(f"{url}: expected a reply within {self._timeout_s} s, got none") from exc
         except httpx.HTTPError as exc:
             raise PeerUnavailableError(f"{url}: expected a reachable peer, got {type(exc).__name__}: {exc}") from exc
-
-    async def _drain(self, link: _PeerLink) -> None:
-        """Deliver one peer's queue in order until closed; back off while the peer is down."""
-        while not self._closed:
-            if link.in_flight is None:
-                if not link.queue:
-                    link.wakeup.clear()
-                    await link.wakeup.wait()
-                    continue
-                # Held outside the deque so an overflow cannot evict the message being sent.
-                link.in_flight = link.queue.popleft()
-            try:
-                status, content = await self._exchange(link, link.in_flight)
-            except PeerUnavailableError as exc:
-                link.on_unreachable()
-                if link.consecutive_failures == 1:
-                    log.info("peer %d down: %s", link.index, exc)
-                await self._back_off(link)
-                continue
-            except Exception:  # noqa: BLE001 - a dead sender task would cut this peer off silently
-                link.on_unreachable()
-                log.exception("peer %d: unexpected failure while sending", link.index)
-                await self._back_off(link)
-                continue
-            if 200 <= status < 300:
-                link.on_success()
-                link.in_flight = None
-            elif status >= 500 or status in (408, 429) or _is_session_refusal(status, content):
-                # The peer is overloaded or failing (or lost a session just opened), not
-                # refusing this message: retry it.
-                link.on_unreachable()
-                await self._back_off(link)
-            else:
-                # 4xx: the peer will never accept these bytes; retrying would block the queue.
-                link.on_refused()
-                link.in_flight = None
-                log.warning("peer %d refused a message: %d %s", link.index, status, _problem_type(content))
 
     async def _back_off(self, link: _PeerLink) -> None:
         """Wait before retrying a peer that is down; ``close`` cuts the wait short."""
@@ -607,6 +697,15 @@ class PeerNetwork:
     def stats(self) -> dict[int, PeerStats]:
         """A snapshot of every peer link."""
         return {index: link.snapshot() for index, link in self._links.items()}
+
+
+def _ended(reader: asyncio.Task[None]) -> str:
+    if reader.cancelled():
+        return "reader cancelled"
+    exc = reader.exception()
+    if isinstance(exc, LedgerError):
+        return exc.one_line()
+    return f"{type(exc).__name__}: {exc}" if exc is not None else "stream ended"
 
 
 def _is_session_refusal(status: int, content: bytes) -> bool:

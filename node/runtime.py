@@ -165,6 +165,7 @@ class Node:
             my_index=self.index,
             key=self.key,
             peers={i: url for i, url in config.peers.items() if i != self.index},
+            validators=validators,
             tls=tls,
         )
         self.events: asyncio.Queue[QueueItem] = asyncio.Queue()

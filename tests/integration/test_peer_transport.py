@@ -95,6 +95,7 @@ def make_app(node: Node, max_bytes: int, session_ttl_ms: int = SESSION_TTL_MS) -
     app = FastAPI()
     app.include_router(make_peer_router(
         chain_id=CHAIN, validators=VALIDATORS, handler=node.handle, max_bytes=max_bytes, sessions=node.sessions,
+        my_index=node.index, key=KEYS[node.index],
     ))
     return app
 
@@ -108,7 +109,8 @@ async def serve(
     With ``client_ca`` the server demands a client certificate issued by it (mutual TLS).
     """
     config = uvicorn.Config(
-        make_app(node, max_bytes, session_ttl_ms), lifespan="off", ws="none", http="h11", log_level="warning",
+        make_app(node, max_bytes, session_ttl_ms), lifespan="off", ws="websockets-sansio", http="h11",
+        log_level="warning", ws_per_message_deflate=False, ws_max_size=max_bytes + 16,
         ssl_certfile=str(certfile) if certfile else None, ssl_keyfile=str(keyfile) if keyfile else None,
         ssl_ca_certs=str(client_ca) if client_ca else None,
         ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
@@ -159,7 +161,7 @@ async def cluster(count: int = 3, *, up: bool = True, max_bytes: int = 1 << 20) 
 
 def network(me: int, nodes: list[Node], **kwargs: Any) -> PeerNetwork:
     peers = {node.index: node.url for node in nodes if node.index != me}
-    return PeerNetwork(chain_id=CHAIN, my_index=me, key=KEYS[me], peers=peers, **kwargs)
+    return PeerNetwork(chain_id=CHAIN, my_index=me, key=KEYS[me], peers=peers, validators=VALIDATORS, **kwargs)
 
 
 def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -242,8 +244,11 @@ def test_request_gets_the_reply_and_204_is_empty() -> None:
 def test_handler_ledger_error_is_422_and_crash_is_500_without_details() -> None:
     async def scenario() -> None:
         async with cluster() as nodes, network(0, nodes) as net:
-            with pytest.raises(PeerUnavailableError, match="422 request.not_found"):
+            with pytest.raises(PeerUnavailableError, match="refused: request.not_found: expected a known block"):
                 await net.request(1, "missing", b"")
+            with pytest.raises(PeerUnavailableError, match="refused: node.error") as crash:
+                await net.request(1, "crash", b"")
+            assert "secret" not in str(crash.value) and "RuntimeError" not in str(crash.value)
             response = await post_raw(nodes[1], PeerMessage(CHAIN, 0, "crash", 1, b"").sign(KEYS[0]), sender=0, kind="crash")
             problem = assert_problem(response, 500, "node.internal")
             assert "secret" not in response.text and "RuntimeError" not in problem["detail"]
@@ -446,7 +451,7 @@ def test_tls_verifies_alliance_ca_and_refuses_a_foreign_one(tmp_path: Path) -> N
         async with tls_node(1, good_cert, good_key) as good, tls_node(2, bad_cert, bad_key) as bad:
             tls = TlsConfig(ca.cert_path, client_cert, client_key)
             peers = {1: good.url, 2: bad.url}
-            async with PeerNetwork(chain_id=CHAIN, my_index=0, key=KEYS[0], peers=peers, tls=tls) as net:
+            async with PeerNetwork(chain_id=CHAIN, my_index=0, key=KEYS[0], peers=peers, validators=VALIDATORS, tls=tls) as net:
                 reply = await net.request(1, "get_blocks", b"tls")
                 assert decode_cb(reply) == {"from": 1, "echo": b"tls"}
                 with pytest.raises(PeerUnavailableError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
@@ -466,7 +471,7 @@ def test_tls_config_without_client_cert(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with tls_node(1, cert, key) as node:
             async with PeerNetwork(
-                chain_id=CHAIN, my_index=0, key=KEYS[0], peers={1: node.url}, tls=TlsConfig(ca.cert_path)
+                chain_id=CHAIN, my_index=0, key=KEYS[0], peers={1: node.url}, validators=VALIDATORS, tls=TlsConfig(ca.cert_path)
             ) as net:
                 assert await net.request(1, "status", b"") == b""
             # A plain system-trust client must not accept the private CA either.
@@ -487,10 +492,14 @@ def test_mutual_tls_client_cert_is_presented(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with tls_node(1, cert, key, client_ca=ca.cert_path) as node:
             with_cert = TlsConfig(ca.cert_path, client_cert, client_key)
-            async with PeerNetwork(chain_id=CHAIN, my_index=0, key=KEYS[0], peers={1: node.url}, tls=with_cert) as net:
+            async with PeerNetwork(
+                chain_id=CHAIN, my_index=0, key=KEYS[0], peers={1: node.url}, validators=VALIDATORS, tls=with_cert
+            ) as net:
                 assert await net.request(1, "status", b"") == b""
             without = TlsConfig(ca.cert_path)
-            async with PeerNetwork(chain_id=CHAIN, my_index=0, key=KEYS[0], peers={1: node.url}, tls=without) as net:
+            async with PeerNetwork(
+                chain_id=CHAIN, my_index=0, key=KEYS[0], peers={1: node.url}, validators=VALIDATORS, tls=without
+            ) as net:
                 with pytest.raises(PeerUnavailableError):
                     await net.request(1, "status", b"")
             assert len(node.received) == 1

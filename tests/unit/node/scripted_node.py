@@ -15,6 +15,7 @@ from ledger.encoding import cb, decode_cb, expect_map
 from node.messages import sign_proposal
 from node.peers import PeerMessage, PeerStats
 from node.runtime import Node
+from node.stream import StreamCounters
 from scripts.devkit import Alliance
 
 
@@ -26,6 +27,7 @@ class ScriptedPeers:
         self.slow = slow
         self.release = release
         self.sent: list[tuple[str, bytes]] = []
+        self.inbound = StreamCounters()
 
     async def start(self) -> None:
         return None

@@ -192,11 +192,11 @@ def test_backoff_grows_and_is_capped() -> None:
 
 def test_network_refuses_itself_as_peer() -> None:
     with pytest.raises(ValueError, match="me"):
-        PeerNetwork(chain_id=CHAIN, my_index=0, key=KEYS[0], peers={0: "http://127.0.0.1:1"})
+        PeerNetwork(chain_id=CHAIN, my_index=0, key=KEYS[0], peers={0: "http://127.0.0.1:1"}, validators=[])
 
 
 def test_send_before_start_only_queues_and_drops_oldest() -> None:
-    net = PeerNetwork(chain_id=CHAIN, my_index=0, key=KEYS[0], peers={1: "http://127.0.0.1:1"}, queue_limit=3)
+    net = PeerNetwork(chain_id=CHAIN, my_index=0, key=KEYS[0], peers={1: "http://127.0.0.1:1"}, validators=[], queue_limit=3)
     for i in range(5):
         net.send(1, "vote", bytes([i]))
     stats = net.stats()[1]
