@@ -56,8 +56,10 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--json", type=Path, help="also write the figures as JSON here")
     verify.set_defaults(func=run_verify)
     from scripts.bench_hostile import register as register_hostile
+    from scripts.bench_observers import register as register_observers
 
     register_hostile(which)
+    register_observers(which)
 
 
 def measure_verify_rate(seconds: float = 1.5) -> float:

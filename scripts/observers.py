@@ -133,5 +133,6 @@ class Observers:
                     except (httpx.HTTPError, ValueError):
                         pass
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"observer {node_id} did not reach height {height} within {timeout} s")
+                        tail = files.log.read_text(errors="replace")[-2000:] if files.log.exists() else ""
+                        raise RuntimeError(f"observer {node_id} did not reach height {height} within {timeout} s:\n{tail}")
                     time.sleep(0.1)
