@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from scripts.devnet_supervisor import admit_next, describe_exit, log_tail, start
 
 DEFAULT_PORT = 8600
 DEFAULT_START_WINDOW = 0
+HEALTH_PROBE_TIMEOUT_S = 10.0
+"""How long one ``/healthz`` probe waits: a validator starting beside 57 others may be slow to answer."""
 CHAIN_ID = "sez-alliance-devnet"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -419,12 +422,23 @@ class Devnet:
         start: bool = True,
     ) -> None:
         timeout = startup_deadline(len(wanted)) if timeout is None else timeout
-        started = time.monotonic()
-        deadline = started + timeout
+        deadline = time.monotonic() + timeout
         waiting = list(wanted) if start else []
         pending = [] if start else list(wanted)
         answering = 0
-        with httpx.Client(timeout=2.0, verify=self.layout.http_verify()) as client:
+        # Probes run beside each other: on a loaded machine one validator may take
+        # seconds to answer, and the others (and the deadline) must not wait for it.
+        client = httpx.Client(timeout=HEALTH_PROBE_TIMEOUT_S, verify=self.layout.http_verify())
+        pool = ThreadPoolExecutor(max(1, min(16, len(wanted))), thread_name_prefix="healthz")
+        probes: dict[str, Future[bool]] = {}
+
+        def probe(url: str) -> bool:
+            try:
+                return _listening(url) and client.get(f"{url}/healthz").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
             while waiting or pending:
                 for zone_id in admit_next(waiting, len(pending), window):
                     self.start_zone(zone_id)
@@ -439,16 +453,16 @@ class Devnet:
                             zone_id, f"exited while starting: {describe_exit(process.returncode)}{last}",
                             self.log_path(zone_id),
                         )
-                    url = self._zone(zone_id).url
-                    try:
-                        ok = _listening(url) and client.get(f"{url}/healthz").status_code == 200
-                    except httpx.HTTPError:
-                        ok = False
-                    if ok:
-                        pending.remove(zone_id)
-                        answering += 1
-                        if progress is not None:
-                            progress(answering, len(wanted))
+                    running = probes.get(zone_id)
+                    if running is None:
+                        probes[zone_id] = pool.submit(probe, self._zone(zone_id).url)
+                    elif running.done():
+                        del probes[zone_id]
+                        if running.result():
+                            pending.remove(zone_id)
+                            answering += 1
+                            if progress is not None:
+                                progress(answering, len(wanted))
                 if not (waiting or pending):
                     break
                 if time.monotonic() > deadline:
@@ -458,7 +472,10 @@ class Devnet:
                         silent[0], f"did not answer /healthz within {timeout:.0f} s{others}; "
                         f"{answering}/{len(wanted)} validators up", self.log_path(silent[0]),
                     )
-                time.sleep(0.1)
+                time.sleep(0.2)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            client.close()
 
 
 @contextmanager

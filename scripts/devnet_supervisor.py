@@ -230,6 +230,7 @@ Reply = Callable[[bool, list[str]], None]
 STOP_GRACE_S = 10.0
 PROBE_EVERY_S = 0.5
 CATCH_UP_EVERY_S = 1.0
+STATUS_PROBE_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -262,7 +263,7 @@ class Supervisor:
         self.zones = {z: _Zone(z, state="up" if z in devnet.processes else "stopped") for z in self.zone_ids}
         self.commands: queue.Queue[tuple[Command, Reply]] = queue.Queue()
         self.stop_reason: str | None = None
-        self._client = httpx.Client(timeout=1.0, verify=self.layout.http_verify())
+        self._client = httpx.Client(timeout=STATUS_PROBE_TIMEOUT_S, verify=self.layout.http_verify())
         self._server: socketserver.UnixStreamServer | None = None
         self._socket_path: Path | None = None
 
@@ -571,7 +572,7 @@ class Supervisor:
     def _heights(self, zone_ids: Sequence[str]) -> list[int | None]:
         if not zone_ids:
             return []
-        with ThreadPoolExecutor(min(8, len(zone_ids))) as pool:
+        with ThreadPoolExecutor(min(16, len(zone_ids))) as pool:
             return list(pool.map(self._height, zone_ids))
 
     def statuses(self) -> list[ZoneStatus]:
