@@ -7,6 +7,7 @@ admin, and the ledger's rules decide whether that key may do what it asks.
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -276,8 +277,35 @@ def render_metrics(node: Node) -> str:
         "# HELP zoneledger_peer_up Whether the last message to a peer got through.",
         "# TYPE zoneledger_peer_up gauge",
     ]
-    for index, stats in sorted(node.peers.stats().items()):
+    peer_stats = sorted(node.peers.stats().items())
+    for index, stats in peer_stats:
         lines.append(f'zoneledger_peer_up{{validator="{index}"}} {1 if stats.up else 0}')
+    inbound = getattr(node.peers, "inbound", None)
+    if inbound is not None:  # a validator's peer streams (an observer has none)
+        sent = (sum(s.frames for _, s in peer_stats), sum(s.sent for _, s in peer_stats), sum(s.bytes for _, s in peer_stats))
+        lines += [
+            "# HELP zoneledger_peer_frames_total Peer stream frames written (out) and read (in).",
+            "# TYPE zoneledger_peer_frames_total counter",
+            f'zoneledger_peer_frames_total{{direction="out"}} {sent[0]}',
+            f'zoneledger_peer_frames_total{{direction="in"}} {inbound.frames}',
+            "# HELP zoneledger_peer_items_total Messages, requests and replies in those frames.",
+            "# TYPE zoneledger_peer_items_total counter",
+            f'zoneledger_peer_items_total{{direction="out"}} {sent[1]}',
+            f'zoneledger_peer_items_total{{direction="in"}} {inbound.items}',
+            "# HELP zoneledger_peer_bytes_total Bytes of those frames.",
+            "# TYPE zoneledger_peer_bytes_total counter",
+            f'zoneledger_peer_bytes_total{{direction="out"}} {sent[2]}',
+            f'zoneledger_peer_bytes_total{{direction="in"}} {inbound.bytes}',
+        ]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    lines += [
+        "# HELP process_cpu_seconds_total User and system CPU time of the node process.",
+        "# TYPE process_cpu_seconds_total counter",
+        f"process_cpu_seconds_total {usage.ru_utime + usage.ru_stime:.3f}",
+        "# HELP process_max_resident_memory_bytes Peak resident memory of the node process.",
+        "# TYPE process_max_resident_memory_bytes gauge",
+        f"process_max_resident_memory_bytes {usage.ru_maxrss * 1024}",
+    ]
     lines += [
         "# HELP zoneledger_request_seconds HTTP request latency.",
         "# TYPE zoneledger_request_seconds summary",

@@ -96,7 +96,12 @@ KIND_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 """A kind is a short lowercase identifier: ``vote``, ``get_blocks``; at most 32 chars."""
 
 BACKOFF_BASE_S = 0.05
-BACKOFF_CAP_S = 2.0
+BACKOFF_CAP_S = 5.0
+"""At 58 zones, 3,306 links retry at once after a restart of the alliance: a cap of a few
+seconds keeps a recovering peer found quickly without a storm of handshakes."""
+HANDSHAKE_TIMEOUT_S = 15.0
+"""Opening a stream (challenge, hello, upgrade, key agreement) may wait for a peer busy
+starting up; giving up sooner only throws away work the peer already did."""
 FRAME_BUDGET_BYTES = 1 << 20
 """A frame batches queued items up to this many bytes (one larger item goes alone)."""
 HANDSHAKE_REPLY_MAX_BYTES = 4096
@@ -537,9 +542,10 @@ class PeerNetwork:
                 connection = await self._open_stream(link)
             except LedgerError as exc:
                 link.on_unreachable()
-                link.last_error = exc.one_line()
-                if link.consecutive_failures == 1:
+                if link.consecutive_failures == 1 or exc.one_line() != link.last_error:
+                    # Once per outage, and again whenever the reason changes.
                     log.info("peer %d down: %s", link.index, exc.one_line())
+                link.last_error = exc.one_line()
                 await self._back_off(link)
                 continue
             except Exception:  # noqa: BLE001 - a dead link task would cut this peer off silently
@@ -572,7 +578,7 @@ class PeerNetwork:
             return await StreamConnection.open(
                 stream_url(link.base_url, STREAM_PATH), session.token, chain_id=self.chain_id,
                 my_index=self.my_index, peer=link.index, key=self._key, validators=self._validators,
-                ssl_context=self._ssl, max_bytes=self._max_bytes, timeout_s=self._timeout_s,
+                ssl_context=self._ssl, max_bytes=self._max_bytes, timeout_s=max(self._timeout_s, HANDSHAKE_TIMEOUT_S),
             )
         except LedgerError:
             # The peer may have restarted and forgotten the token: the next try starts afresh.
@@ -673,7 +679,8 @@ class PeerNetwork:
         if self._client is None:
             raise PeerUnavailableError("expected a started PeerNetwork, got one not started or closed")
         try:
-            async with self._client.stream(method, url, content=data, headers=headers) as response:
+            timeout = max(self._timeout_s, HANDSHAKE_TIMEOUT_S)
+            async with self._client.stream(method, url, content=data, headers=headers, timeout=timeout) as response:
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_bytes():
@@ -683,7 +690,7 @@ class PeerNetwork:
                     chunks.append(chunk)
                 return response.status_code, b"".join(chunks)
         except httpx.TimeoutException as exc:
-            raise PeerUnavailableError(f"{url}: expected a reply within {self._timeout_s} s, got none") from exc
+            raise PeerUnavailableError(f"{url}: expected a reply within {timeout} s, got none") from exc
         except httpx.HTTPError as exc:
             raise PeerUnavailableError(f"{url}: expected a reachable peer, got {type(exc).__name__}: {exc}") from exc
 

@@ -57,9 +57,11 @@ def register(subparsers: Any) -> None:
     verify.set_defaults(func=run_verify)
     from scripts.bench_hostile import register as register_hostile
     from scripts.bench_observers import register as register_observers
+    from scripts.bench_scale import register as register_scale
 
     register_hostile(which)
     register_observers(which)
+    register_scale(which)
 
 
 def measure_verify_rate(seconds: float = 1.5) -> float:
