@@ -52,7 +52,7 @@ def test_an_observer_follows_serves_reads_refuses_writes_and_survives_faults(tmp
             committed = post_transaction(client, validator, envelope, document, wait=30)
             assert committed["status"] == "committed"
             height = height_of(client, validator)
-            observers.wait_height(height, timeout=30)
+            observers.wait_height(height, timeout=90)
             assert block_hashes(client, observer.url, height) == block_hashes(client, validator, height)
 
             ours = client.post(f"{observer.url}/v1/verify", json={"document": document}).json()
@@ -79,7 +79,7 @@ def test_an_observer_follows_serves_reads_refuses_writes_and_survives_faults(tmp
             envelope, document = items[1]
             assert post_transaction(client, validator, envelope, document, wait=30)["status"] == "committed"
             height = height_of(client, validator)
-            observers.wait_height(height, timeout=30)
+            observers.wait_height(height, timeout=90)
             assert block_hashes(client, observer.url, height) == block_hashes(client, validator, height)
 
             # The observer restarts: it resumes from its LevelDB and catches up.
@@ -88,7 +88,7 @@ def test_an_observer_follows_serves_reads_refuses_writes_and_survives_faults(tmp
             assert post_transaction(client, validator, envelope, document, wait=30)["status"] == "committed"
             observers.start()
             height = height_of(client, validator)
-            observers.wait_height(height, timeout=30)
+            observers.wait_height(height, timeout=90)
             assert block_hashes(client, observer.url, height) == block_hashes(client, validator, height)
             verdict = client.post(f"{observer.url}/v1/verify", json={"document": document}).json()["verdict"]
             assert verdict == "valid"
