@@ -127,6 +127,9 @@ class _Direction:
         dst = self.dst
         if dst is None:
             return
+        if dst.is_closing():  # the receiver went away: what is in flight has nowhere to go
+            self.conn.close()
+            return
         due = self.conn.loop.time() + FLUSH_SLACK_S
         chunks: list[bytes] = []
         end = False
@@ -145,8 +148,12 @@ class _Direction:
             self.done = True
             self.queue.clear()
             self.queued = 0
-            if dst.can_write_eof():
-                dst.write_eof()
+            try:
+                if dst.can_write_eof():
+                    dst.write_eof()
+            except OSError:  # reset meanwhile
+                self.conn.abort()
+                return
             self.conn.on_direction_done()
         if self.over_high and self.queued < QUEUE_LOW_BYTES:
             self.over_high = False

@@ -70,7 +70,7 @@ def proposer_zone(alliance: NetnsAlliance, via: str) -> str:
 @pytest.fixture
 def seven(tmp_path: Path) -> Iterator[NetnsAlliance]:
     before = ip_names()
-    with NetnsAlliance(tmp_path / "devnet", 7) as alliance:
+    with NetnsAlliance(tmp_path / "devnet", 7, heartbeat_ms=3000) as alliance:
         alliance.start(timeout=120)
         yield alliance
     assert ip_names() == before, "the harness left namespaces or interfaces behind"
@@ -78,12 +78,14 @@ def seven(tmp_path: Path) -> Iterator[NetnsAlliance]:
 
 def test_seven_zones_in_namespaces_survive_a_partition_and_a_kill(seven: NetnsAlliance) -> None:
     alliance = seven
-    items = certificates(alliance.layout.alliance(), 90, "NS7")
+    items = certificates(alliance.layout.alliance(), 60, "NS7")
+    # Liveness bounds, not speed figures: generous, the machine is shared.
+    final = 240.0
     everyone = alliance.urls()
 
-    acked = submit_all(everyone, items[:30])
-    assert len(acked) == 30
-    wait_final_everywhere(everyone, acked)
+    acked = submit_all(everyone, items[:20])
+    assert len(acked) == 20
+    wait_final_everywhere(everyone, acked, final)
     # Every validator pair talked through its delaying link, not around it.
     for zone_id in alliance.plan.zones:
         links = alliance.link_status(zone_id)
@@ -100,26 +102,25 @@ def test_seven_zones_in_namespaces_survive_a_partition_and_a_kill(seven: NetnsAl
     assert alliance.link_status("LK-HAMBANTOTA")["LK-HAMBANTOTA>CN-QIANHAI"]["cut"] is False
     time.sleep(1.0)  # a block already certified before the cut may still land on the cut side
     stranded = heights(minority)
-    during = submit_all(majority, items[30:60])
-    assert len(during) == 30
-    wait_final_everywhere(majority, during)
+    during = submit_all(majority, items[20:40])
+    assert len(during) == 20
+    wait_final_everywhere(majority, during, final)
     assert max_height(majority) > max(stranded.values()), "the quorum side did not go on"
     assert heights(minority) == stranded, "the cut-off side committed without a quorum"
     assert_same_chain(majority)
     alliance.heal()
-    wait_final_everywhere(everyone, acked + during)
+    wait_final_everywhere(everyone, acked + during, final)
     assert_same_chain(everyone)
 
     # kill -9 one zone; the other six go on; it comes back and catches up.
     victim = "DJ-DIFTZ"
     alliance.kill_zone(victim)
     survivors = alliance.urls(skip=[victim])
-    after = submit_all(survivors, items[60:])
-    assert len(after) == 30
-    wait_final_everywhere(survivors, after)
+    after = submit_all(survivors, items[40:])
+    assert len(after) == 20
+    wait_final_everywhere(survivors, after, final)
     alliance.start_zone(victim)
-    all_acked = acked + during + after
-    wait_final_everywhere(everyone, all_acked)
+    wait_final_everywhere(everyone, acked + during + after, final)
     assert_same_chain(everyone)
     assert_no_equivocation(alliance.layout)
 
@@ -170,7 +171,9 @@ def whole(alliance58: NetnsAlliance) -> NetnsAlliance:
     alliance = alliance58
     alliance.heal()
     for zone_id in alliance.plan.zones:
-        if zone_id not in alliance.running():
+        if zone_id in alliance.running():
+            alliance.resume_zone(zone_id)  # harmless unless a failed test left it stopped
+        else:
             alliance.start_zone(zone_id, timeout=300)
     wait_until(lambda: caught_up(alliance.urls()), 300, "all 58 zones at the same height")
     return alliance
