@@ -68,7 +68,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--exit-after", type=float, default=None, help="stop after this many seconds (for scripts)")
     parser.add_argument(
         "--start-window", type=int, default=DEFAULT_START_WINDOW, metavar="N",
-        help=f"start at most N validators that do not answer yet at once; 0: all at once (default {DEFAULT_START_WINDOW})",
+        help="start at most N validators that do not answer yet at once; 0: all at once (the default: on 2 cores "
+        "all 20 at once answered in 43 s, 4 or 2 at a time took over 100 s, the running ones starving the starting)",
     )
     parser.add_argument(
         "--startup-timeout", type=float, default=None, metavar="S",

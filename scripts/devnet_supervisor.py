@@ -29,7 +29,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,12 +73,12 @@ def log_tail(path: Path, lines: int = 5, max_bytes: int = 16_384) -> list[str]:
 def startup_deadline(zones: int) -> float:
     """Seconds the devnet waits for ``zones`` validators to answer before it gives up.
 
-    Importing the node's libraries costs each process about a CPU-second and the
-    processes share the machine's cores, so the wait grows with the count: 60 s at 4
-    zones, 210 s at 58 (measured 58 zones on 2 cores: about 75 s; see the report in
-    docs/BENCHMARKS.md).
+    Every validator imports its libraries and opens its peer links at the same time on
+    the machine's cores, so the wait grows with the count: 70 s at 4 zones, 205 s at 58.
+    Measured on the shared 2-core machine, all started at once: 4 zones answered in
+    12 s, 20 in 43 s, 58 in 100 s (the first of them after 71 s), with other work running.
     """
-    return 40.0 + 3.0 * max(1, zones)
+    return 60.0 + 2.5 * max(1, zones)
 
 
 def admit_next(waiting: Sequence[str], starting: int, window: int) -> list[str]:
@@ -230,7 +230,7 @@ Reply = Callable[[bool, list[str]], None]
 STOP_GRACE_S = 10.0
 PROBE_EVERY_S = 0.5
 CATCH_UP_EVERY_S = 1.0
-STATUS_PROBE_TIMEOUT_S = 3.0
+STATUS_PROBE_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -245,6 +245,8 @@ class _Zone:
     """The current stop or kill was asked for (not a death)."""
     catch_up_to: int | None = None
     next_probe: float = 0.0
+    probe: Future[Any] | None = None
+    """A probe of this zone running beside the loop (its answer is read on a later tick)."""
     waiters: list[Reply] = field(default_factory=list)
 
 
@@ -264,6 +266,10 @@ class Supervisor:
         self.commands: queue.Queue[tuple[Command, Reply]] = queue.Queue()
         self.stop_reason: str | None = None
         self._client = httpx.Client(timeout=STATUS_PROBE_TIMEOUT_S, verify=self.layout.http_verify())
+        # HTTP never runs on the loop: an overloaded validator may take seconds to answer.
+        self._probes = ThreadPoolExecutor(8, thread_name_prefix="devnet-probe")
+        self._heights_pool = ThreadPoolExecutor(32, thread_name_prefix="devnet-height")
+        self._closing = False
         self._server: socketserver.UnixStreamServer | None = None
         self._socket_path: Path | None = None
 
@@ -271,6 +277,9 @@ class Supervisor:
 
     def submit(self, line: str, reply: Reply) -> None:
         """Parse ``line`` and queue it for the main loop; a bad line is answered at once."""
+        if self._closing:
+            reply(False, [f"error: the devnet is stopping ({self.stop_reason})"])
+            return
         try:
             command = parse_command(line, self.zone_ids)
         except CommandError as exc:
@@ -352,6 +361,7 @@ class Supervisor:
             self.say(text)
 
     def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -359,6 +369,8 @@ class Supervisor:
         if self._socket_path is not None:
             self._socket_path.unlink(missing_ok=True)
             self._socket_path = None
+        self._probes.shutdown(wait=True, cancel_futures=True)
+        self._heights_pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
     # -- the loop ----------------------------------------------------------------------
@@ -379,8 +391,9 @@ class Supervisor:
                 self.execute(command, reply)
             self.tick()
             if next_status is not None and time.monotonic() >= next_status:
-                self.say("status: " + format_status_line(self.statuses()))
+                self._status_beside(lambda ok, lines: self.say(lines[0]), table=False)
                 next_status = time.monotonic() + self.status_every
+        self._closing = True
         # Anyone still waiting for an answer hears why there will be none.
         for zone in self.zones.values():
             for reply in zone.waiters:
@@ -399,8 +412,7 @@ class Supervisor:
             reply(True, ["commands (type them here, or: zoneledger devnet ctl ACTION [ZONE ...] --data-dir DIR):"]
                   + help_lines())
         elif command.action == "status":
-            rows = self.statuses()
-            reply(True, ["status: " + format_status_line(rows), *format_status_table(rows)])
+            self._status_beside(reply, table=True)
         elif command.action == "quit":
             self.stop_reason = "quit was requested"
             reply(True, ["stopping the devnet"])
@@ -466,6 +478,7 @@ class Supervisor:
     def _spawn(self, zone: _Zone) -> None:
         self.devnet.start_zone(zone.zone_id)
         zone.state, zone.detail, zone.requested, zone.then_start = "starting", "", False, False
+        zone.probe, zone.catch_up_to = None, None  # an answer of the previous process means nothing now
         zone.since = time.monotonic()
         zone.deadline = zone.since + self.zone_deadline
         zone.next_probe = zone.since + PROBE_EVERY_S
@@ -491,15 +504,19 @@ class Supervisor:
                 self.say(f"{zone.zone_id} did not stop within {STOP_GRACE_S:.0f} s: SIGKILL")
                 process.kill()
                 zone.deadline = None
+            elif zone.probe is not None:
+                if zone.probe.done():
+                    probe, zone.probe = zone.probe, None
+                    if zone.state == "starting":
+                        self._started(zone, now, probe.result())
+                    elif zone.catch_up_to is not None:
+                        self._caught_up(zone, now, probe.result())
             elif zone.state == "starting" and now >= zone.next_probe:
                 zone.next_probe = now + PROBE_EVERY_S
-                self._probe_starting(zone, now)
+                zone.probe = self._probes.submit(self._probe_up, zone.zone_id)
             elif zone.catch_up_to is not None and now >= zone.next_probe:
                 zone.next_probe = now + CATCH_UP_EVERY_S
-                height = self._height(zone.zone_id)
-                if height is not None and height >= zone.catch_up_to:
-                    self.say(f"{zone.zone_id} caught up: height {height} ({now - zone.since:.1f} s after it was started)")
-                    zone.catch_up_to = None
+                zone.probe = self._probes.submit(self._height, zone.zone_id)
 
     def _exited(self, zone: _Zone, returncode: int, pid: int, now: float) -> None:
         how = describe_exit(returncode)
@@ -514,24 +531,32 @@ class Supervisor:
             self._finish(zone, True, [f"{zone.zone_id} stopped: {how} after {took:.1f} s"])
             return
         was = zone.state
-        zone.state, zone.detail, zone.catch_up_to = "down", how, None
+        zone.state, zone.detail, zone.catch_up_to, zone.probe = "down", how, None, None
         tail = log_tail(log)
         self.say(f"validator {zone.zone_id} (pid {pid}) died: {how}; the other validators keep running")
         self.say(f"  last lines of {log}:")
         for line in tail or ["(empty)"]:
             self.say(f"    {line}")
         self.say(f"  restart it: {restart_hint(zone.zone_id, self.layout.root)}")
-        self.say("status: " + format_status_line(self.statuses()))
+        self._status_beside(lambda ok, lines: self.say(lines[0]), table=False)
         if was == "starting":
             self._finish(zone, False, [f"{zone.zone_id} failed to start: {how} (log: {log})"])
         else:
             self._finish(zone, False, [f"{zone.zone_id} died: {how} (log: {log})"])
 
-    def _probe_starting(self, zone: _Zone, now: float) -> None:
+    def _probe_up(self, zone_id: str) -> tuple[bool, int | None, int]:
+        """(answers /healthz, its height, the highest height of up to three other running zones)."""
         try:
-            answered = self._client.get(f"{self._url(zone.zone_id)}/healthz").status_code == 200
+            if self._client.get(f"{self._url(zone_id)}/healthz").status_code != 200:
+                return False, None, 0
         except httpx.HTTPError:
-            answered = False
+            return False, None, 0
+        others = [z for z in self.zone_ids if z != zone_id and self.zones[z].state == "up"][:3]
+        heights = [h for h in (self._height(z) for z in others) if h is not None]
+        return True, self._height(zone_id), max(heights, default=0)
+
+    def _started(self, zone: _Zone, now: float, probed: tuple[bool, int | None, int]) -> None:
+        answered, height, top = probed
         if not answered:
             if zone.deadline is not None and now > zone.deadline:
                 zone.deadline = None
@@ -541,10 +566,6 @@ class Supervisor:
                 self._finish(zone, False, [message])
             return
         zone.state = "up"
-        height = self._height(zone.zone_id)
-        others = [h for h in self._heights([z for z in self.zone_ids if z != zone.zone_id and self.zones[z].state == "up"])
-                  if h is not None]
-        top = max(others, default=0)
         message = f"{zone.zone_id} is up again after {now - zone.since:.1f} s at height {height}"
         if height is not None and top > height:
             zone.catch_up_to = top
@@ -552,6 +573,11 @@ class Supervisor:
             message += f"; the others are at {top}: it syncs from its peers"
         self.say(message)
         self._finish(zone, True, [message])
+
+    def _caught_up(self, zone: _Zone, now: float, height: int | None) -> None:
+        if height is not None and zone.catch_up_to is not None and height >= zone.catch_up_to:
+            self.say(f"{zone.zone_id} caught up: height {height} ({now - zone.since:.1f} s after it was started)")
+            zone.catch_up_to = None
 
     # -- status ------------------------------------------------------------------------
 
@@ -570,24 +596,41 @@ class Supervisor:
         return height if isinstance(height, int) else None
 
     def _heights(self, zone_ids: Sequence[str]) -> list[int | None]:
-        if not zone_ids:
-            return []
-        with ThreadPoolExecutor(min(16, len(zone_ids))) as pool:
-            return list(pool.map(self._height, zone_ids))
+        return list(self._heights_pool.map(self._height, zone_ids))
 
-    def statuses(self) -> list[ZoneStatus]:
-        """Every zone's state, with the height each running zone reports (asked of them at once)."""
-        running = [z for z in self.zone_ids if self.zones[z].state == "up"]
-        heights = dict(zip(running, self._heights(running), strict=True))
+    def _snapshot(self) -> list[ZoneStatus]:
+        """Every zone's state as the loop knows it (no height yet)."""
         rows = []
         for zone_id in self.zone_ids:
             zone = self.zones[zone_id]
             process = self.devnet.processes.get(zone_id)
-            detail = zone.detail
-            if zone.catch_up_to is not None:
-                detail = f"catching up to {zone.catch_up_to}"
-            rows.append(ZoneStatus(zone_id, zone.state, heights.get(zone_id), detail, process.pid if process else None))
+            detail = f"catching up to {zone.catch_up_to}" if zone.catch_up_to is not None else zone.detail
+            rows.append(ZoneStatus(zone_id, zone.state, None, detail, process.pid if process else None))
         return rows
+
+    def _with_heights(self, rows: list[ZoneStatus]) -> list[ZoneStatus]:
+        """``rows`` with the height each running zone reports (asked of them all at once)."""
+        running = [r.zone_id for r in rows if r.state == "up"]
+        heights = dict(zip(running, self._heights(running), strict=True))
+        return [ZoneStatus(r.zone_id, r.state, heights.get(r.zone_id), r.detail, r.pid) for r in rows]
+
+    def _status_beside(self, reply: Reply, table: bool) -> None:
+        """Answer with the status, its heights fetched on a thread while the loop goes on."""
+        rows = self._snapshot()
+
+        def work() -> None:
+            try:
+                full = self._with_heights(rows)
+            except RuntimeError:  # the pool is shut down: the devnet is stopping
+                full = rows
+            lines = ["status: " + format_status_line(full)]
+            reply(True, lines + format_status_table(full) if table else lines)
+
+        threading.Thread(target=work, name="devnet-status", daemon=True).start()
+
+    def statuses(self) -> list[ZoneStatus]:
+        """Every zone's state, with the height each running zone reports."""
+        return self._with_heights(self._snapshot())
 
 
 # ---------------------------------------------------------------------------------------

@@ -109,8 +109,12 @@ def test_a_killed_validator_is_reported_the_others_go_on_and_a_restart_catches_u
     )
 
     started = devnet.ctl("start", VICTIM)
-    assert started.returncode == 0, started.stdout + started.stderr
-    assert f"{VICTIM} is up again" in started.stdout
+    if started.returncode == 1:  # a loaded shared machine: past the zone's deadline the devnet still waits for it
+        assert f"{VICTIM} does not answer" in started.stdout and "still waiting" in started.stdout, started.stdout
+        devnet.wait_for(rf"{VICTIM} is up again after", 120)
+    else:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"{VICTIM} is up again" in started.stdout
 
     target = max(devnet.heights(others).values())
     wait_until(lambda: devnet.heights([VICTIM])[VICTIM] >= target, 60, f"{VICTIM} to catch up to height {target}")
