@@ -124,11 +124,13 @@ def cleanup_stale(tag: str = "") -> list[str]:
 
 
 def _free_subnet() -> int:
+    """A ``k`` whose ``10.58.k.0/24`` no interface uses (picked at random: two harnesses
+    starting at once rarely pick the same)."""
     used = _ip("-4", "-o", "addr", "show", check=False)
-    for k in range(256):
-        if f" {SUBNET_PREFIX}.{k}." not in used:
-            return k
-    raise RuntimeError(f"no free {SUBNET_PREFIX}.k.0/24 subnet")
+    free = [k for k in range(256) if f" {SUBNET_PREFIX}.{k}." not in used]
+    if not free:
+        raise RuntimeError(f"no free {SUBNET_PREFIX}.k.0/24 subnet")
+    return secrets.choice(free)
 
 
 @dataclass(frozen=True)
@@ -401,7 +403,7 @@ class NetnsAlliance:
     def _cut(self, i: int, far: list[int]) -> None:
         if not far:
             return
-        routes = "".join(f"route add blackhole {self.plan.address(j)}/32\n" for j in far)
+        routes = "".join(f"route replace blackhole {self.plan.address(j)}/32\n" for j in far)
         _ip("-n", self.plan.namespace(i), "-batch", "-", stdin=routes)
         control(self.plan.control_socket(i), "cut", [self.plan.link_name(i, j) for j in far])
         self.partitioned.append((i, far))
@@ -410,7 +412,7 @@ class NetnsAlliance:
         """End every partition: routes first, then the proxies (which reset the cut connections)."""
         for i, far in self.partitioned:
             routes = "".join(f"route del blackhole {self.plan.address(j)}/32\n" for j in far)
-            _ip("-n", self.plan.namespace(i), "-batch", "-", stdin=routes)
+            _ip("-force", "-n", self.plan.namespace(i), "-batch", "-", stdin=routes, check=False)  # overlaps: gone already
         for i, far in self.partitioned:
             control(self.plan.control_socket(i), "heal", [self.plan.link_name(i, j) for j in far])
         self.partitioned.clear()

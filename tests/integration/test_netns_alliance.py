@@ -49,12 +49,28 @@ def ip_names() -> set[str]:
     }
 
 
+def patient_heights(urls: list[str], timeout: float = 30.0) -> dict[str, int]:
+    """``heights`` for 58 busy validators on 2 cores: a status may take seconds to answer."""
+    with httpx.Client(timeout=timeout) as client:
+        return {url: client.get(f"{url}/v1/status").json()["height"] for url in urls}
+
+
+def patient_same_chain(urls: list[str], timeout: float = 30.0) -> int:
+    """``assert_same_chain`` with the patience of :func:`patient_heights`."""
+    top = min(patient_heights(urls).values())
+    with httpx.Client(timeout=timeout) as client:
+        for height in range(1, top + 1):
+            hashes = {client.get(f"{url}/v1/headers/{height}").json()["block_hash"] for url in urls}
+            assert len(hashes) == 1, f"fork at height {height}: {hashes}"
+    return top
+
+
 def max_height(urls: list[str]) -> int:
-    return max(heights(urls).values())
+    return max(patient_heights(urls).values())
 
 
 def caught_up(urls: list[str]) -> bool:
-    values = heights(urls).values()
+    values = patient_heights(urls).values()
     return min(values) >= max(values) - 1
 
 
@@ -157,7 +173,7 @@ F = (ZONES - 1) // 3
 def alliance58(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsAlliance]:
     before = ip_names()
     root = tmp_path_factory.mktemp("netns58") / "devnet"
-    with NetnsAlliance(root, ZONES, heartbeat_ms=2000) as alliance:
+    with NetnsAlliance(root, ZONES, heartbeat_ms=5000) as alliance:
         started = time.monotonic()
         alliance.start(timeout=900)
         print(f"58 validators in namespaces answering after {time.monotonic() - started:.1f} s")
@@ -182,7 +198,7 @@ def whole(alliance58: NetnsAlliance) -> NetnsAlliance:
 def check_everything(alliance: NetnsAlliance, acked: list[bytes], urls: list[str] | None = None) -> None:
     urls = urls or alliance.urls()
     wait_final_everywhere(urls, acked, timeout=600)
-    assert_same_chain(urls)
+    patient_same_chain(urls)
     assert_no_equivocation(alliance.layout)
 
 
@@ -210,12 +226,12 @@ def test_58_kill_20_halts_without_fork_and_resumes(whole: NetnsAlliance) -> None
         alliance.kill_zone(zone_id)
     survivors = alliance.urls(skip=victims)
     time.sleep(5)  # what was certified before the kill lands
-    before = heights(survivors)
+    before = patient_heights(survivors)
     acked = submit_all(survivors, certificates(alliance.layout.alliance(), 20, "K20"))
     assert len(acked) == 20  # accepted: replicated to f peers, but cannot be final
     time.sleep(30)
-    assert heights(survivors) == before, "the chain advanced with 38 of 58 validators"
-    assert_same_chain(survivors)
+    assert patient_heights(survivors) == before, "the chain advanced with 38 of 58 validators"
+    patient_same_chain(survivors)
     for zone_id in victims:
         alliance.start_zone(zone_id, timeout=300)
     check_everything(alliance, acked)
@@ -231,13 +247,13 @@ def test_58_partition_asia_from_africa_and_europe(whole: NetnsAlliance) -> None:
     rest_urls = [alliance.url(z) for z in rest]
     alliance.partition(asia)
     time.sleep(3)
-    stranded = heights(asia_urls)
+    stranded = patient_heights(asia_urls)
     acked = submit_all(rest_urls, certificates(alliance.layout.alliance(), 60, "ASIA"))
     assert len(acked) == 60
     wait_final_everywhere(rest_urls, acked, timeout=600)
     assert max_height(rest_urls) > max(stranded.values()), "the quorum side did not go on"
-    assert heights(asia_urls) == stranded, "the Asian side committed without a quorum"
-    assert_same_chain(rest_urls)
+    assert patient_heights(asia_urls) == stranded, "the Asian side committed without a quorum"
+    patient_same_chain(rest_urls)
     alliance.heal()
     check_everything(alliance, acked)
 
@@ -272,5 +288,5 @@ def test_58_restart_with_an_empty_disk_syncs_from_peers(whole: NetnsAlliance) ->
     alliance.start_zone(lost, empty=True, timeout=300)
     # It starts from genesis: everything it holds it fetched and checked (each block's
     # commit certificate against the genesis validator set) before applying.
-    wait_until(lambda: heights([alliance.url(lost)])[alliance.url(lost)] >= target, 600, "the emptied zone to sync")
+    wait_until(lambda: patient_heights([alliance.url(lost)])[alliance.url(lost)] >= target, 600, "the emptied zone to sync")
     check_everything(alliance, acked)
