@@ -180,3 +180,32 @@ def test_waiting_on_hashes_that_never_become_final_leaves_nothing_behind() -> No
 
     assert asyncio.run(go()) == [STATUS_PENDING] * 50
     assert len(waiters) == 0
+
+
+def test_a_vote_for_a_committed_height_is_dropped_before_its_signature_is_checked(
+    alliance_and_node: tuple[Alliance, Node],
+) -> None:
+    """At 58 zones a third of each height's precommits arrive after the node committed it:
+    checking their signatures bought nothing. A vote for the height being decided still is."""
+    from ledger.blocks import PRECOMMIT, Vote
+    from ledger.errors import VoteSignatureError
+
+    alliance, node = alliance_and_node
+    chain_id = alliance.genesis.chain_id
+    forger = alliance.validator_keys[3]  # signs as validator 2
+
+    alliance.commit_next(node.chain, [], time_ms=int(time.time() * 1000) - 1000)
+
+    async def go() -> None:
+        await node.start()
+        try:
+            await until(lambda: node.state.height == 2)
+            stale = Vote(chain_id, PRECOMMIT, 1, 0, b"\x01" * 32, 2).sign(forger)
+            await deliver(node, chain_id, 2, "vote", stale.encode())  # no error, nothing counted
+            current = Vote(chain_id, PRECOMMIT, 2, 0, b"\x01" * 32, 2).sign(forger)
+            with pytest.raises(VoteSignatureError):
+                await deliver(node, chain_id, 2, "vote", current.encode())
+        finally:
+            await node.stop()
+
+    asyncio.run(go())
