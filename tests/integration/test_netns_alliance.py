@@ -290,3 +290,52 @@ def test_58_restart_with_an_empty_disk_syncs_from_peers(whole: NetnsAlliance) ->
     # commit certificate against the genesis validator set) before applying.
     wait_until(lambda: patient_heights([alliance.url(lost)])[alliance.url(lost)] >= target, 600, "the emptied zone to sync")
     check_everything(alliance, acked)
+
+
+@pytest.mark.slow
+def test_58_namespaces_reach_each_other_through_the_delaying_links(tmp_path: Path) -> None:
+    """The network alone at full size (no validators): the root namespace reaches every
+    zone's address, and one zone reaches every other through its link, no sooner than the
+    matrix allows (a new connection: handshake round trip, request, reply = 4 one-way)."""
+    import subprocess
+    import sys
+
+    from scripts.geo import compute_latency_ms
+    from scripts.netns import PROXY_BASE_PORT
+
+    with NetnsAlliance(tmp_path / "devnet", ZONES) as alliance:
+        plan = alliance.plan
+        servers = [
+            subprocess.Popen(
+                ["ip", "netns", "exec", plan.namespace(i), sys.executable, "-m", "http.server", "8600",
+                 "--bind", plan.address(i)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            for i in range(ZONES)
+        ]
+        try:
+            with httpx.Client(timeout=10.0) as client:
+                for i in range(ZONES):
+                    wait_until(lambda i=i: client.get(f"http://{plan.address(i)}:8600/").status_code == 200, 60,
+                               f"{plan.zones[i]}'s server from the root namespace")
+            me = plan.zones.index("LK-HAMBANTOTA")
+            script = (
+                "import sys, time, urllib.request\n"
+                "for j in map(int, sys.argv[1:]):\n"
+                "    s = time.monotonic()\n"
+                f"    urllib.request.urlopen(f'http://127.0.0.1:{{{PROXY_BASE_PORT} + j}}/', timeout=30).read()\n"
+                "    print(j, time.monotonic() - s)\n"
+            )
+            others = [str(j) for j in range(ZONES) if j != me]
+            out = subprocess.run(
+                ["ip", "netns", "exec", plan.namespace(me), sys.executable, "-c", script, *others],
+                capture_output=True, text=True, timeout=300, check=True,
+            ).stdout
+            measured = {plan.zones[int(j)]: float(s) for j, s in (line.split() for line in out.splitlines())}
+            assert len(measured) == ZONES - 1
+            for zone_id, seconds in measured.items():
+                one_way = compute_latency_ms("LK-HAMBANTOTA", zone_id) / 1000
+                assert seconds >= 4 * one_way - 0.002, (zone_id, seconds, one_way)
+        finally:
+            for server in servers:
+                server.kill()
+                server.wait()
