@@ -352,13 +352,21 @@ class Supervisor:
                     return
                 if not line:
                     return
-                self.submit(line, self._say_lines)
+                # What a zone command or quit does is said as it happens; only a refusal needs echoing.
+                words = line.split()
+                quiet = bool(words) and (words[0].lower() in ZONE_ACTIONS or words[0].lower() == "quit")
+                self.submit(line, self._say_errors if quiet else self._say_lines)
 
         threading.Thread(target=loop, name="devnet-stdin", daemon=True).start()
 
     def _say_lines(self, ok: bool, lines: list[str]) -> None:
         for text in lines:
             self.say(text)
+
+    def _say_errors(self, ok: bool, lines: list[str]) -> None:
+        for text in lines:
+            if text.startswith("error: "):
+                self.say(text)
 
     def close(self) -> None:
         self._closing = True
@@ -471,7 +479,7 @@ class Supervisor:
             return
         process = self.devnet.processes[zone.zone_id]
         process.kill()
-        zone.state, zone.requested, zone.then_start = "stopping", True, False
+        zone.state, zone.requested, zone.then_start, zone.since = "stopping", True, False, time.monotonic()
         zone.waiters.append(reply)
         self.say(f"killing {zone.zone_id} (pid {process.pid}) with SIGKILL on request")
 
