@@ -296,7 +296,10 @@ def render_metrics(node: Node) -> str:
             "# TYPE zoneledger_peer_bytes_total counter",
             f'zoneledger_peer_bytes_total{{direction="out"}} {sent[2]}',
             f'zoneledger_peer_bytes_total{{direction="in"}} {inbound.bytes}',
+            "# HELP zoneledger_peer_received_total Items read from peer streams, by kind.",
+            "# TYPE zoneledger_peer_received_total counter",
         ]
+        lines += [f'zoneledger_peer_received_total{{kind="{k}"}} {v}' for k, v in sorted(inbound.kinds.items())]
     usage = resource.getrusage(resource.RUSAGE_SELF)
     lines += [
         "# HELP process_cpu_seconds_total User and system CPU time of the node process.",

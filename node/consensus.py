@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 PROPOSE_STEP, PREVOTE_STEP, PRECOMMIT_STEP = 0, 1, 2
+MAX_REBROADCAST_DOUBLINGS = 3
+"""A stalled round re-broadcasts after 1, 2, 4, then every 8 times ``rebroadcast_ms``."""
 
 
 # --- configuration and state ----------------------------------------------------------
@@ -129,6 +131,8 @@ class ConsensusState:
     done: set[tuple[str, int]] = field(default_factory=set)
     """(clause, round) of "for the first time" clauses that already fired."""
     future: list[SignedVote | SignedProposal] = field(default_factory=list)
+    rebroadcasts: int = 0
+    """Re-broadcasts already made in this round (each doubles the wait for the next)."""
     """Messages for height + 1, replayed when it starts."""
 
 
@@ -441,10 +445,27 @@ def on_timeout_precommit(s: ConsensusState, out: list[Action]) -> None:
 
 
 def on_timeout_rebroadcast(s: ConsensusState, out: list[Action]) -> None:
-    """Still in this round after ``rebroadcast_ms``: re-send our latest messages (gossip)."""
+    """Still in this round: re-send our latest messages (gossip), and the round-change
+    proof to the validators that seem to wait for it; then wait twice as long as last
+    time (up to ``2 ** MAX_REBROADCAST_DOUBLINGS`` times ``rebroadcast_ms``).
+
+    Every validator does this at once when a round stalls, so at 58 zones one re-broadcast
+    is about 58 x 57 x 40 messages: sent on a fixed period while the machine is saturated
+    it kept the machine saturated (the round stalled because it was). Doubling the wait
+    still re-delivers everything, which is all Algorithm 1 asks after GST.
+    """
     for message in get_latest_messages(s):
         out.append(Broadcast(message))
-    out.append(ScheduleTimeout("rebroadcast", s.height, s.round, s.config.rebroadcast_ms))
+    proof, waiting = get_round_change_proof(s)
+    for vote in proof:
+        out.append(Broadcast(vote, to=waiting))
+    s.rebroadcasts += 1
+    out.append(ScheduleTimeout("rebroadcast", s.height, s.round, compute_rebroadcast_delay(s.config, s.rebroadcasts)))
+
+
+def compute_rebroadcast_delay(config: ConsensusConfig, fired: int) -> int:
+    """The wait before the next re-broadcast of a round, after ``fired`` of them."""
+    return int(config.rebroadcast_ms * 2 ** min(fired, MAX_REBROADCAST_DOUBLINGS))
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -458,8 +479,8 @@ def compute_timeout(config: ConsensusConfig, kind: TimeoutKind, round_: int) -> 
 
 def get_latest_messages(s: ConsensusState) -> list[ConsensusMessage]:
     """Own messages of the previous and the current round, the proof-of-lock of the valid
-    value, the 2f+1 precommits of the previous round, and the certificate of the
-    previous height.
+    value, and the certificate of the previous height (the 2f+1 precommits of the
+    previous round go separately, only where needed: :func:`get_round_change_proof`).
 
     This is the gossip Algorithm 1 assumes: every message of a correct validator in the
     rounds the honest validators are still in is eventually re-delivered, so after GST
@@ -480,24 +501,25 @@ def get_latest_messages(s: ConsensusState) -> list[ConsensusMessage]:
                 found.append(s.own_votes[(round_, vote_type)])
     if s.round in s.own_proposals:
         found.extend(get_pol(s))  # the proposer justifies a re-proposal (after it: see VoteBook.is_wanted)
-    found.extend(get_round_change_proof(s))
     if s.last_commit is not None:
         found.append(s.last_commit)
     return found
 
 
-def get_round_change_proof(s: ConsensusState) -> list[SignedVote]:
-    """Other validators' precommits of the previous round, when they are 2f+1 (line 47) and
-    someone heard from in the previous round has not been heard from in this one (it may
-    be waiting there; otherwise nobody needs them, and n messages per re-broadcast are
-    saved)."""
+def get_round_change_proof(s: ConsensusState) -> tuple[list[SignedVote], frozenset[int]]:
+    """Other validators' precommits of the previous round, when they are 2f+1 (line 47),
+    and who needs them: the validators heard from in the previous round and not in this
+    one (they may be waiting there). Nobody else does: those in this round have left the
+    previous one, and one heard from in neither is found here once its own re-broadcast
+    of the previous round arrives."""
     box = s.book.rounds.get((s.round - 1, PRECOMMIT)) if s.round > 0 else None
     if box is None or len(box.votes) < s.config.quorum:
-        return []
+        return [], frozenset()
     now = s.book.senders.get(s.round, set())
-    if all(v in now or v == s.config.index for v in s.book.senders.get(s.round - 1, ())):
-        return []
-    return [vote for validator, vote in sorted(box.votes.items()) if validator != s.config.index]
+    waiting = frozenset(v for v in s.book.senders.get(s.round - 1, ()) if v not in now and v != s.config.index)
+    if not waiting:
+        return [], frozenset()
+    return [vote for validator, vote in sorted(box.votes.items()) if validator != s.config.index], waiting
 
 
 def get_pol(s: ConsensusState) -> list[SignedVote]:
@@ -535,6 +557,7 @@ def _start_round(s: ConsensusState, round_: int, out: list[Action]) -> None:
         else:
             out.append(RequestBlock(s.height, round_))  # line 18: getValue()
     out.append(ScheduleTimeout("propose", s.height, round_, compute_timeout(s.config, "propose", round_)))
+    s.rebroadcasts = 0
     out.append(ScheduleTimeout("rebroadcast", s.height, round_, s.config.rebroadcast_ms))
 
 

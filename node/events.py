@@ -103,9 +103,11 @@ class PersistThenSend:
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """Send an already persisted message (or a commit certificate) to every peer."""
+    """Send an already persisted message (or a commit certificate) to every peer, or only
+    to the validators ``to`` names."""
 
     message: ConsensusMessage
+    to: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

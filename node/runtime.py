@@ -288,7 +288,7 @@ class Node:
         elif isinstance(action, StartSync):
             self._spawn(self._run_sync())
         elif isinstance(action, Broadcast):
-            self._send(action.message)
+            self._send(action.message, action.to)
         elif isinstance(action, ScheduleTimeout):
             event = TimeoutFired(action.kind, action.height, action.round)
             asyncio.get_running_loop().call_later(action.delay_ms / 1000, self.events.put_nowait, event)
@@ -301,17 +301,24 @@ class Node:
         elif isinstance(action, ReportEvidence):
             self._record_evidence(action)
 
-    def _send(self, message: SignedVote | SignedProposal | CommitCertificate) -> None:
+    def _send(
+        self, message: SignedVote | SignedProposal | CommitCertificate, to: frozenset[int] | None = None
+    ) -> None:
         if isinstance(message, SignedVote):
-            self.peers.broadcast("vote", message.encode())
+            kind, body = "vote", message.encode()
         elif isinstance(message, SignedProposal):
             block = self.blocks.get(message.proposal.block_hash)
             if block is None:
                 log.warning("cannot re-send proposal: block %s unknown", message.proposal.block_hash.hex()[:12])
                 return
-            self.peers.broadcast("proposal", cb({"proposal": message.encode(), "block": block.encode()}))
+            kind, body = "proposal", cb({"proposal": message.encode(), "block": block.encode()})
         else:
-            self.peers.broadcast("commit", message.encode())
+            kind, body = "commit", message.encode()
+        if to is None:
+            self.peers.broadcast(kind, body)
+            return
+        for index in sorted(to - {self.index}):
+            self.peers.send(index, kind, body)
 
     # --- proposing, validating, deciding --------------------------------------------------
 

@@ -45,7 +45,7 @@ import hashlib
 import hmac
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cryptography.hazmat.primitives import hashes
@@ -273,11 +273,15 @@ class StreamCounters:
     frames: int = 0
     items: int = 0
     bytes: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    """Items by kind (``vote``, ``proposal``, ...): where a height's messages go."""
 
-    def count(self, frame_bytes: int, items: int) -> None:
+    def count(self, frame_bytes: int, items: Sequence[StreamItem]) -> None:
         self.frames += 1
-        self.items += items
+        self.items += len(items)
         self.bytes += frame_bytes
+        for item in items:
+            self.kinds[item.kind] = self.kinds.get(item.kind, 0) + 1
 
 
 # --- frames -------------------------------------------------------------------------------

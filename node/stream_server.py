@@ -136,7 +136,7 @@ async def serve_stream(
         while True:
             frame = await channel.receive()
             items = decode_items(opener.open(frame))
-            counters.count(len(frame), len(items))
+            counters.count(len(frame), items)
             for item in items:
                 check_item(item, max_bytes)
                 if item.tag == MESSAGE:

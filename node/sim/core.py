@@ -36,7 +36,7 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ledger.blocks import (
@@ -345,7 +345,7 @@ class Simulation:
             if isinstance(command, PersistThenSend):
                 self._persist_then_send(node, command)
             elif isinstance(command, Broadcast):
-                self.send_own(node, command.message)
+                self.send_own(node, command.message, command.to)
             elif isinstance(command, RequestBlock):
                 self._build(node, command)
             elif isinstance(command, ValidateBlock):
@@ -377,12 +377,15 @@ class Simulation:
         else:
             self.oracle.record(message)
 
-    def send_own(self, node: Endpoint, message: ConsensusMessage) -> None:
-        """What the runtime's ``_send`` does with a message the driver hands it."""
+    def send_own(self, node: Endpoint, message: ConsensusMessage, to: frozenset[int] | None = None) -> None:
+        """What the runtime's ``_send`` does with a message the driver hands it (to every
+        peer, or to those ``to`` names)."""
         self._on_own_message(node, message)
         if isinstance(message, SignedProposal) and not self.has_block(node, message.proposal.block_hash):
             return  # the runtime sends a proposal with its block, and cannot without it
         for send in node.adversary.on_send(message):
+            if to is not None:
+                send = replace(send, targets=to if send.targets is None else send.targets & to)
             self.broadcast(node, send)
 
     def _build(self, node: Endpoint, request: RequestBlock) -> None:

