@@ -120,23 +120,35 @@ def started_alliance(args: argparse.Namespace, root: Path, say: Callable[[str], 
         devnet.stop()
 
 
-def wait_streams(client: httpx.Client, urls: list[str], timeout_s: float) -> None:
-    """Until every validator reports a live stream to every other."""
+def wait_streams(client: httpx.Client, urls: list[str], timeout_s: float, say: Callable[[str], None]) -> None:
+    """Until every validator answers and has streams to at least 2f other validators (with
+    itself a quorum: enough to commit), reporting progress every 15 s. All n - 1 is not
+    waited for: at 58 zones on two cores some peer is always reconnecting."""
     deadline = time.monotonic() + timeout_s
-    want = len(urls) - 1
+    n = len(urls)
+    want = min(n - 1, 2 * ((n - 1) // 3))
+    next_report = time.monotonic() + 15.0
     while True:
-        ups = []
+        ups: list[int] = []
+        silent = 0
         for url in urls:
             try:
                 text = client.get(f"{url}/metrics").text
             except httpx.HTTPError:
-                ups.append(0)
+                silent += 1
                 continue
             ups.append(sum(1 for line in text.splitlines() if line.startswith("zoneledger_peer_up{") and line.endswith(" 1")))
-        if min(ups) >= want:
+        if not silent and min(ups) >= want:
             return
+        fewest = min(ups) if ups else 0
         if time.monotonic() > deadline:
-            raise RuntimeError(f"streams not all up after {timeout_s:.0f} s: fewest {min(ups)}/{want} on a validator")
+            raise RuntimeError(
+                f"streams not all up after {timeout_s:.0f} s: fewest {fewest}/{want} on a validator, "
+                f"{silent} validators not answering /metrics"
+            )
+        if time.monotonic() > next_report:
+            say(f"  fewest streams up on a validator: {fewest}/{n - 1} (waiting for {want}); {silent} not answering")
+            next_report += 15.0
         time.sleep(1.0)
 
 
@@ -159,9 +171,9 @@ def run_scale(args: argparse.Namespace) -> int:
         with started_alliance(args, root / "devnet", say) as (urls, pids), httpx.Client(timeout=30.0) as client:
             healthy_s = time.monotonic() - started
             say(f"{len(urls)} validators healthy after {healthy_s:.1f} s; waiting for every stream ...")
-            wait_streams(client, urls, 120.0 + 3.0 * len(urls))
+            wait_streams(client, urls, 120.0 + 3.0 * len(urls), say)
             streams_s = time.monotonic() - started
-            say(f"  every validator has a stream to every other after {streams_s:.1f} s")
+            say(f"  every validator has streams to a quorum after {streams_s:.1f} s")
             from scripts.devnet import DevnetLayout
 
             layout = DevnetLayout.load((root / "devnet").resolve())

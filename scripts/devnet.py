@@ -67,6 +67,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-examples", action="store_true", help="do not submit the example documents")
     parser.add_argument("--exit-after", type=float, default=None, help="stop after this many seconds (for scripts)")
     parser.add_argument(
+        "--netns", action="store_true",
+        help="each zone in its own network namespace, with wide-area delays between zones (root, Linux; always fresh)",
+    )
+    parser.add_argument(
         "--start-window", type=int, default=DEFAULT_START_WINDOW, metavar="N",
         help="start at most N validators that do not answer yet at once; 0: all at once (the default: on 2 cores "
         "all 20 at once answered in 43 s, 4 or 2 at a time took over 100 s, the running ones starving the starting)",
@@ -611,6 +615,14 @@ def run_devnet(args: argparse.Namespace) -> int:
         import shutil
 
         shutil.rmtree(root)
+    if args.netns:
+        from scripts.netns import run_netns_alliance
+
+        if (root / "devnet.json").exists():
+            raise CliError(f"--netns: expected a new --data-dir (it builds a fresh alliance), got {root}: add --fresh")
+        return run_netns_alliance(
+            root, args.zones, examples=not args.no_examples, exit_after=args.exit_after, say=say,
+        )
     if (root / "devnet.json").exists():
         layout = DevnetLayout.load(root.resolve())
         say(f"reusing the devnet in {root} ({len(layout.zones)} zones, ports from devnet.json); --fresh starts over")
