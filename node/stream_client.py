@@ -31,10 +31,12 @@ from node.stream import (
     encode_items,
 )
 
-PING_INTERVAL_S: Final = 20.0
-PING_TIMEOUT_S: Final = 60.0
+PING_INTERVAL_S: Final = 30.0
+PING_TIMEOUT_S: Final = 120.0
 """Generous: a validator sharing its cores with 57 others may answer a ping late, and a
-late pong must not look like a dead peer (the queue simply waits)."""
+late pong must not look like a dead peer (the queue simply waits). At 58 zones on two
+cores a 60 s bound closed dozens of live streams, whose reopening then loaded every
+validator further. A dead process is seen at once anyway: its kernel closes the socket."""
 WRITE_LIMIT: Final = 1 << 20
 """Bytes the library buffers before a send waits for the socket."""
 
