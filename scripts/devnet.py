@@ -514,6 +514,10 @@ def example_attachments(name: str) -> tuple[Attachment, ...]:
     return (Attachment(pdf.name, "application/pdf", H(data), len(data)),)
 
 
+UNAVAILABLE_RETRY_S = 180.0
+"""How long an example is re-sent while its node cannot yet reach enough peers."""
+
+
 class ExamplesNotFinalError(RuntimeError):
     """An example document was not final in time, or its node did not answer."""
 
@@ -521,12 +525,20 @@ class ExamplesNotFinalError(RuntimeError):
 def _submit_example(
     client: httpx.Client, url: str, via: str, what: str, envelope: Envelope, document: Any, wait: float,
 ) -> dict[str, Any]:
-    try:
-        result = post_transaction(client, url, envelope, document, wait=wait)
-    except httpx.HTTPError as exc:
-        raise ExamplesNotFinalError(f"{what}: {via} ({url}) did not answer: {type(exc).__name__} {exc}") from exc
-    except RuntimeError as exc:
-        raise ExamplesNotFinalError(f"{what}: refused by {via}: {exc}") from exc
+    # Right after a large alliance starts, its validators are still opening streams to each
+    # other: a refusal for too few peers reached is worth retrying for a while.
+    deadline = time.monotonic() + UNAVAILABLE_RETRY_S
+    while True:
+        try:
+            result = post_transaction(client, url, envelope, document, wait=wait)
+            break
+        except httpx.HTTPError as exc:
+            raise ExamplesNotFinalError(f"{what}: {via} ({url}) did not answer: {type(exc).__name__} {exc}") from exc
+        except RuntimeError as exc:
+            if str(exc).startswith("node.unavailable") and time.monotonic() < deadline:
+                time.sleep(5.0)
+                continue
+            raise ExamplesNotFinalError(f"{what}: refused by {via}: {exc}") from exc
     if result.get("status") != "committed":
         raise ExamplesNotFinalError(
             f"{what}: still {result.get('status')} after {wait:.0f} s at {via} "
