@@ -123,7 +123,8 @@ holds the table of every code, class, parent and HTTP status).
     │   │   └── PeerSenderMismatchError  peer.sender_mismatch  (a message not from its session's validator)
     │   ├── PeerSignatureError           peer.signature_invalid
     │   │   ├── PeerSessionError         peer.session_invalid  (no live session token)
-    │   │   └── PeerHelloError           peer.hello_invalid    (a hello not fresh or not for this node)
+    │   │   ├── PeerHelloError           peer.hello_invalid    (a hello not fresh or not for this node)
+    │   │   └── PeerFrameError           peer.frame_invalid    (a stream frame without its stream's tag)
     │   └── PeerUnavailableError         peer.unavailable
     └── AuditError                       audit.invalid       (what a replay finds in the source)
         ├── AuditMissingBlockError       audit.missing_block
