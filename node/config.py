@@ -100,37 +100,16 @@ class NodeConfig:
         return "https" if self.tls else "http"
 
     def passphrase(self) -> bytes | None:
-        if not self.validator_key_passphrase_env:
-            return None
-        value = os.environ.get(self.validator_key_passphrase_env)
-        if value is None:
-            raise ConfigError(f"expected the passphrase in ${self.validator_key_passphrase_env}, it is not set")
-        return value.encode()
+        return read_passphrase(self.validator_key_passphrase_env)
 
     @classmethod
     def load(cls, path: str | Path) -> NodeConfig:
         source = Path(path)
-        try:
-            raw = tomllib.loads(source.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read {source}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: {exc}") from exc
-        return cls.from_dict(raw, base=source.parent)
+        return cls.from_dict(read_toml(source), base=source.parent)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, base: Path = Path(".")) -> NodeConfig:
-        def path_of(name: str) -> Path:
-            value = raw.get(name)
-            if not isinstance(value, str):
-                raise ConfigError(f"{name}: expected a path")
-            p = Path(value)
-            return p if p.is_absolute() else base / p
-
-        listen = raw.get("listen", "127.0.0.1:26600")
-        host, _, port = str(listen).rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"listen: expected HOST:PORT, got {listen!r}")
+        host, port = parse_listen(raw.get("listen", "127.0.0.1:26600"))
         peers_raw = raw.get("peers", {})
         if not isinstance(peers_raw, dict):
             raise ConfigError("peers: expected a table of index = URL")
@@ -138,12 +117,7 @@ class NodeConfig:
             peers = {int(k): str(v).rstrip("/") for k, v in peers_raw.items()}
         except ValueError as exc:
             raise ConfigError("peers: keys must be validator indexes") from exc
-        tls = None
-        if "tls" in raw:
-            t = raw["tls"]
-            if not isinstance(t, dict):
-                raise ConfigError("tls: expected a table with cert, key and ca")
-            tls = TlsSettings(*(path_of_in(t, name, base) for name in ("cert", "key", "ca")))
+        tls = parse_tls(raw, base)
         known_ints = (
             "heartbeat_ms", "mempool_max_txs", "mempool_max_bytes", "max_body_bytes", "rebroadcast_ms", "max_block_txs",
         )
@@ -155,11 +129,11 @@ class NodeConfig:
                     raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
                 ints[name] = value
         return cls(
-            data_dir=path_of("data_dir"),
-            genesis=path_of("genesis"),
-            validator_key=path_of("validator_key"),
+            data_dir=path_in(raw, "data_dir", base),
+            genesis=path_in(raw, "genesis", base),
+            validator_key=path_in(raw, "validator_key", base),
             listen_host=host,
-            listen_port=int(port),
+            listen_port=port,
             peers=peers,
             validator_key_passphrase_env=raw.get("validator_key_passphrase_env"),
             tls=tls,
@@ -199,12 +173,7 @@ class ObserverConfig:
         return "https" if self.tls else "http"
 
     def passphrase(self) -> bytes | None:
-        if not self.member_key_passphrase_env:
-            return None
-        value = os.environ.get(self.member_key_passphrase_env)
-        if value is None:
-            raise ConfigError(f"expected the passphrase in ${self.member_key_passphrase_env}, it is not set")
-        return value.encode()
+        return read_passphrase(self.member_key_passphrase_env)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, base: Path = Path(".")) -> ObserverConfig:
@@ -220,12 +189,7 @@ class ObserverConfig:
         max_body = raw.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
         if type(max_body) is not int or max_body <= 0:
             raise ConfigError(f"max_body_bytes: expected a positive integer, got {max_body!r}")
-        tls = None
-        if "tls" in raw:
-            t = raw["tls"]
-            if not isinstance(t, dict):
-                raise ConfigError("tls: expected a table with cert, key and ca")
-            tls = TlsSettings(*(path_of_in(t, name, base) for name in ("cert", "key", "ca")))
+        tls = parse_tls(raw, base)
         return cls(
             data_dir=path_in(raw, "data_dir", base),
             genesis=path_in(raw, "genesis", base),
@@ -247,23 +211,48 @@ def parse_listen(listen: Any) -> tuple[str, int]:
     return host, int(port)
 
 
-def path_in(raw: dict[str, Any], name: str, base: Path) -> Path:
-    value = raw.get(name)
+def path_in(table: dict[str, Any], name: str, base: Path, prefix: str = "") -> Path:
+    """``table[name]`` as a path, relative to ``base`` unless absolute (``prefix`` names
+    the table in the error, as ``tls.``)."""
+    value = table.get(name)
     if not isinstance(value, str):
-        raise ConfigError(f"{name}: expected a path")
+        raise ConfigError(f"{prefix}{name}: expected a path")
     p = Path(value)
     return p if p.is_absolute() else base / p
+
+
+def parse_tls(raw: dict[str, Any], base: Path) -> TlsSettings | None:
+    if "tls" not in raw:
+        return None
+    table = raw["tls"]
+    if not isinstance(table, dict):
+        raise ConfigError("tls: expected a table with cert, key and ca")
+    return TlsSettings(*(path_in(table, name, base, "tls.") for name in ("cert", "key", "ca")))
+
+
+def read_toml(source: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {source}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def read_passphrase(env_name: str | None) -> bytes | None:
+    """The key passphrase from the environment variable ``env_name`` names, if any."""
+    if not env_name:
+        return None
+    value = os.environ.get(env_name)
+    if value is None:
+        raise ConfigError(f"expected the passphrase in ${env_name}, it is not set")
+    return value.encode()
 
 
 def load_config(path: str | Path) -> NodeConfig | ObserverConfig:
     """A validator's or an observer's settings, by the file's ``role`` (default validator)."""
     source = Path(path)
-    try:
-        raw = tomllib.loads(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {source}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+    raw = read_toml(source)
     role = raw.pop("role", ROLE_VALIDATOR)
     if role == ROLE_OBSERVER:
         return ObserverConfig.from_dict(raw, base=source.parent)
@@ -287,14 +276,6 @@ def render_observer_config(config: ObserverConfig) -> str:
     if config.tls:
         lines += ["", "[tls]", f'cert = "{config.tls.cert}"', f'key = "{config.tls.key}"', f'ca = "{config.tls.ca}"']
     return "\n".join(lines) + "\n"
-
-
-def path_of_in(table: dict[str, Any], name: str, base: Path) -> Path:
-    value = table.get(name)
-    if not isinstance(value, str):
-        raise ConfigError(f"tls.{name}: expected a path")
-    p = Path(value)
-    return p if p.is_absolute() else base / p
 
 
 def render_config(config: NodeConfig) -> str:
