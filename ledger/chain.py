@@ -415,6 +415,11 @@ class Chain(LedgerView):
     def state_tree(self, reader: KVReader | None = None) -> StateTree:
         return StateTree(reader or self.store, prefix=STATE_PREFIX, cache=self.tree_cache)
 
+    def get_active_officers(self, zone_id: str) -> list[bytes]:
+        """The keys of ``zone_id``'s officers now active, in key order."""
+        prefix = key_officer(zone_id, b"")
+        return [key[len(prefix):] for key, value in self.store.iterate(prefix) if value == OFFICER_ACTIVE]
+
     def get_header(self, height: int) -> Header | None:
         raw = self.store.get(key_header(height))
         return None if raw is None else Header.decode(raw)

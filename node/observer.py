@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from ledger.blocks import CommitCertificate
-from ledger.chain import OFFICER_ACTIVE, Chain, key_officer
+from ledger.chain import Chain
 from ledger.errors import LedgerError, NodeReadOnlyError
 from ledger.genesis import Genesis
 from ledger.keys import SigningKey
@@ -42,6 +42,7 @@ from node.evidence import EvidenceLog
 from node.finality import STATUS_COMMITTED, TxResult
 from node.follow import REQUEST_TIMEOUT_S, Follower, MemberRequester, Source
 from node.runtime import Metrics
+from node.status import compute_status
 
 log = logging.getLogger("zoneledger.observer")
 
@@ -186,32 +187,16 @@ class ObserverNode:
         self.require_ready()
         return []
 
-    def active_officers(self, zone_id: str) -> list[str]:
-        prefix = key_officer(zone_id, b"")
-        return [key[len(prefix):].hex() for key, value in self.store.iterate(prefix) if value == OFFICER_ACTIVE]
-
     def status(self) -> dict[str, Any]:
         header = self.chain.head_header
-        return {
-            "chain_id": self.genesis.chain_id,
-            "genesis_hash": self.genesis.genesis_hash.hex(),
-            "height": self.chain.height,
-            "block_hash": self.chain.head_hash.hex(),
-            "time_ms": header.time_ms if header else None,
-            "round": header.round if header else 0,
-            "consensus_height": None,
-            "validators": len(self.genesis.validators),
-            "mempool_size": 0,
-            "log_size": header.log_size if header else 0,
-            "node": {"role": self.role, "validator_index": None, "zone_id": self.zone_id,
-                     "submit_to": list(self.config.follow)},
-            "zones": [
-                {"zone_id": z.zone_id, "name": z.name, "country": z.country, "officers": self.active_officers(z.zone_id)}
-                for z in self.genesis.zones
-            ],
-            "peers": {str(s.index): {"up": s.up, "consecutive_failures": s.consecutive_failures} for s in self.sources},
-            "following": [s.to_json() for s in self.sources],
-        }
+        status = compute_status(
+            self.chain, self.genesis, round_=header.round if header else 0, consensus_height=None, mempool_size=0,
+            node={"role": self.role, "validator_index": None, "zone_id": self.zone_id,
+                  "submit_to": list(self.config.follow)},
+            peers={str(s.index): {"up": s.up, "consecutive_failures": s.consecutive_failures} for s in self.sources},
+        )
+        status["following"] = [s.to_json() for s in self.sources]
+        return status
 
 
 def load_observer(config: ObserverConfig) -> ObserverNode:

@@ -34,7 +34,7 @@ from ledger.blocks import (
     compute_proposer,
     validate_commit,
 )
-from ledger.chain import OFFICER_ACTIVE, Chain
+from ledger.chain import Chain
 from ledger.encoding import H, cb, decode_cb, expect_bytes, expect_list, expect_map
 from ledger.errors import ConfigError, LedgerError, NodeUnavailableError, PeerMalformedError
 from ledger.genesis import Genesis
@@ -95,6 +95,7 @@ from node.mempool import Mempool
 from node.messages import SignedProposal
 from node.offload import ADMISSION_CHUNK, run_off_loop
 from node.peers import PeerMessage, PeerNetwork, TlsConfig
+from node.status import compute_status
 from node.sync import BlockSync, fetch_block, serve_block, serve_blocks, serve_status
 from node.wal import WriteAheadLog
 
@@ -641,32 +642,14 @@ class Node:
     # --- views for the API ---------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        header = self.chain.head_header
-        return {
-            "chain_id": self.genesis.chain_id,
-            "genesis_hash": self.genesis.genesis_hash.hex(),
-            "height": self.chain.height,
-            "block_hash": self.chain.head_hash.hex(),
-            "time_ms": header.time_ms if header else None,
-            "round": self.state.round,
-            "consensus_height": self.state.height,
-            "validators": len(self.genesis.validators),
-            "mempool_size": len(self.mempool),
-            "log_size": header.log_size if header else 0,
-            "node": {"validator_index": self.index, "zone_id": self.zone_id},
-            "zones": [
-                {"zone_id": z.zone_id, "name": z.name, "country": z.country, "officers": self.active_officers(z.zone_id)}
-                for z in self.genesis.zones
-            ],
-            "peers": {
+        return compute_status(
+            self.chain, self.genesis, round_=self.state.round, consensus_height=self.state.height,
+            mempool_size=len(self.mempool), node={"validator_index": self.index, "zone_id": self.zone_id},
+            peers={
                 str(i): {"up": s.up, "consecutive_failures": s.consecutive_failures}
                 for i, s in self.peers.stats().items()
             },
-        }
-
-    def active_officers(self, zone_id: str) -> list[str]:
-        prefix = b"o/" + zone_id.encode() + b"\x00"
-        return [key[len(prefix):].hex() for key, value in self.store.iterate(prefix) if value == OFFICER_ACTIVE]
+        )
 
     def require_ready(self) -> None:
         if self._stopping:

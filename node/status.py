@@ -1,0 +1,43 @@
+"""``GET /v1/status`` of a node: the chain fields every node reports, and its own ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.chain import Chain
+from ledger.genesis import Genesis
+
+
+def compute_status(
+    chain: Chain,
+    genesis: Genesis,
+    *,
+    round_: int,
+    consensus_height: int | None,
+    mempool_size: int,
+    node: dict[str, Any],
+    peers: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The status body; a validator and an observer differ only in the keyword fields."""
+    header = chain.head_header
+    return {
+        "chain_id": genesis.chain_id,
+        "genesis_hash": genesis.genesis_hash.hex(),
+        "height": chain.height,
+        "block_hash": chain.head_hash.hex(),
+        "time_ms": header.time_ms if header else None,
+        "round": round_,
+        "consensus_height": consensus_height,
+        "validators": len(genesis.validators),
+        "mempool_size": mempool_size,
+        "log_size": header.log_size if header else 0,
+        "node": node,
+        "zones": [
+            {
+                "zone_id": z.zone_id, "name": z.name, "country": z.country,
+                "officers": [key.hex() for key in chain.get_active_officers(z.zone_id)],
+            }
+            for z in genesis.zones
+        ],
+        "peers": peers,
+    }
