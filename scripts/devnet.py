@@ -328,6 +328,16 @@ class StopReport:
     seconds: float
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGINT, then SIGKILL if the process has not exited within ``timeout`` seconds."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Devnet:
     """The running validator processes of a devnet layout."""
 
@@ -341,6 +351,10 @@ class Devnet:
     def _zone(self, zone_id: str) -> ZoneFiles:
         return next(z for z in self.layout.zones if z.zone_id == zone_id)
 
+    def command_prefix(self, zone_id: str) -> list[str]:
+        """What runs a zone's validator command (nothing here; a namespace in scripts/netns.py)."""
+        return []
+
     def start_zone(self, zone_id: str) -> None:
         zone = self._zone(zone_id)
         log_path = self.log_path(zone_id)
@@ -351,7 +365,8 @@ class Devnet:
             # Its own session: Ctrl-C on the devnet's terminal reaches the devnet, which
             # stops every validator itself (and reports how that went).
             self.processes[zone_id] = subprocess.Popen(
-                [sys.executable, "-m", "scripts.cli", "node", "run", "--config", str(zone.config)],
+                [*self.command_prefix(zone_id), sys.executable, "-m", "scripts.cli", "node", "run",
+                 "--config", str(zone.config)],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(REPO_ROOT),
                 preexec_fn=_die_with_parent, start_new_session=True,
             )
@@ -381,14 +396,8 @@ class Devnet:
 
     def stop_zone(self, zone_id: str, timeout: float = 10.0) -> None:
         process = self.processes.pop(zone_id, None)
-        if process is None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process, timeout)
 
     def stop(self, timeout: float = 15.0) -> StopReport:
         """SIGINT to every validator at once, one ``timeout`` for all of them, then SIGKILL to the rest."""

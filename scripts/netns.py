@@ -213,17 +213,8 @@ class NetnsDevnet(Devnet):
         super().__init__(layout)
         self.plan = plan
 
-    def start_zone(self, zone_id: str) -> None:
-        i = self.plan.zones.index(zone_id)
-        zone = self.layout.zones[i]
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        with open(self.log_path(zone_id), "ab") as log_file:
-            self.processes[zone_id] = subprocess.Popen(
-                ["ip", "netns", "exec", self.plan.namespace(i),
-                 sys.executable, "-m", "scripts.cli", "node", "run", "--config", str(zone.config)],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(REPO_ROOT),
-                preexec_fn=_die_with_parent, start_new_session=True,
-            )
+    def command_prefix(self, zone_id: str) -> list[str]:
+        return ["ip", "netns", "exec", self.plan.namespace(self.plan.zones.index(zone_id))]
 
 
 class NetnsAlliance:

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from node.config import ObserverConfig, render_observer_config
-from scripts.devnet import DevnetLayout
+from scripts.devnet import DevnetLayout, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,14 +102,8 @@ class Observers:
 
     def stop_one(self, node_id: str, timeout: float = 10.0) -> None:
         process = self.processes.pop(node_id, None)
-        if process is None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process, timeout)
 
     def stop(self) -> None:
         for node_id in list(self.processes):
