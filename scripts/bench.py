@@ -274,11 +274,27 @@ def run_core(args: argparse.Namespace) -> int:
     return 0
 
 
+def sign_certificates(
+    alliance: Alliance, zones: list[str], count: int, prefix: str, template: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``count`` certificates numbered ``PREFIX-0000000`` on, issued by the zones in turn,
+    as submission items (``{"envelope": hex, "document": {...}}``)."""
+    from ledger.documents import document_number
+
+    items = []
+    for i in range(count):
+        document = with_number(template, "certificate_of_origin", f"{prefix}-{i:07d}")
+        envelope, _ = alliance.issue(
+            zones[i % len(zones)], "certificate_of_origin", document, document_number("certificate_of_origin", document)
+        )
+        items.append({"envelope": envelope.encode().hex(), "document": document})
+    return items
+
+
 def run_ingest(args: argparse.Namespace) -> int:
     """Offer ``--docs`` certificates at ``--rate`` to a fresh devnet; measure finality."""
     import asyncio
 
-    from ledger.documents import document_number
     from scripts.devnet import Devnet, create_devnet, free_port_block
 
     def say(text: str) -> None:
@@ -292,13 +308,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         layout = create_devnet(Path(tmp), args.zones, free_port_block(args.zones), heartbeat_ms=5000)
         alliance = layout.alliance()
         say(f"signing {args.docs:,} certificates ...")
-        zones = [z.zone_id for z in layout.zones]
-        items = []
-        for i in range(args.docs):
-            zone = zones[i % len(zones)]
-            document = with_number(template, "certificate_of_origin", f"ING-{i:07d}")
-            envelope, _ = alliance.issue(zone, "certificate_of_origin", document, document_number("certificate_of_origin", document))
-            items.append({"envelope": envelope.encode().hex(), "document": document})
+        items = sign_certificates(alliance, [z.zone_id for z in layout.zones], args.docs, "ING", template)
         batches = [items[i:i + args.batch] for i in range(0, len(items), args.batch)]
         # Clients wait for finality, so keeping the offered rate needs rate x latency in flight.
         clients = args.clients or max(8, int(args.rate * 4 / args.batch) + 1)

@@ -26,9 +26,6 @@ from typing import Any
 
 import httpx
 
-from ledger.documents import document_number
-from scripts.devkit import with_number
-
 METRICS_TIMEOUT_S = 120.0
 """How long one ``/metrics`` read may take before the measurement gives up."""
 _METRIC = re.compile(r'^(?P<name>[a-z_]+)(?:\{direction="(?P<direction>in|out)"\})? (?P<value>[0-9.e+-]+)$')
@@ -166,7 +163,7 @@ def snapshot_all(client: httpx.Client, urls: list[str]) -> list[Snapshot]:
 
 
 def run_scale(args: argparse.Namespace) -> int:
-    from scripts.bench import _offer, example_certificate, measure_verify_rate
+    from scripts.bench import _offer, example_certificate, measure_verify_rate, sign_certificates
 
     def say(text: str) -> None:
         print(text, flush=True)
@@ -187,17 +184,9 @@ def run_scale(args: argparse.Namespace) -> int:
 
             layout = DevnetLayout.load((root / "devnet").resolve())
             alliance = layout.alliance()
-            template = example_certificate()
             count = max(1, int(args.rate * args.seconds))
-            zones = [z.zone_id for z in layout.zones]
-            batches = []
-            for i in range(count):
-                zone = zones[i % len(zones)]
-                document = with_number(template, "certificate_of_origin", f"SCALE-{i:07d}")
-                envelope, _ = alliance.issue(
-                    zone, "certificate_of_origin", document, document_number("certificate_of_origin", document)
-                )
-                batches.append([{"envelope": envelope.encode().hex(), "document": document}])
+            items = sign_certificates(alliance, [z.zone_id for z in layout.zones], count, "SCALE", example_certificate())
+            batches = [[item] for item in items]
             before = snapshot_all(client, urls)
             say(f"offering {count} documents at {args.rate:g}/s, one per request ...")
             clients = max(8, int(args.rate * 10) + 1)
