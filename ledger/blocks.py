@@ -8,6 +8,7 @@ place that decides whether a certificate is good; everything that accepts a bloc
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -422,7 +423,7 @@ def validate_commit(
     validators: tuple[bytes, ...] | list[bytes],
     height: int,
     block_hash: bytes,
-    verified: frozenset[bytes] = frozenset(),
+    verified: Set[bytes] = frozenset(),
 ) -> None:
     """Raise unless ``commit`` certifies ``block_hash`` at ``height`` by a quorum of ``validators``.
 

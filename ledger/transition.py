@@ -15,7 +15,7 @@ Within a block every rule sees the effect of the transactions before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
 from ledger.blocks import (
@@ -159,7 +159,7 @@ class ExecutedBlock:
 
 def validate_header(
     chain: Chain, header: Header, tx_count: int, last_commit: CommitCertificate | None, *,
-    verified_precommits: frozenset[bytes] = frozenset(),
+    verified_precommits: Set[bytes] = frozenset(),
 ) -> None:
     """The header's own fields and its link to the chain, before any transaction runs."""
     genesis = chain.genesis
@@ -223,7 +223,7 @@ def validate_block_time_bound(header: Header, now_ms: int, max_skew_ms: int) -> 
 
 def validate_last_commit(
     chain: Chain, header: Header, last_commit: CommitCertificate | None, *,
-    verified_precommits: frozenset[bytes] = frozenset(),
+    verified_precommits: Set[bytes] = frozenset(),
 ) -> None:
     """Block h carries the certificate of block h-1, bound by ``last_commit_hash``."""
     if header.height == 1:
@@ -565,7 +565,7 @@ def validate_roots(header: Header, log_size: int, log_root: bytes, state_root: b
 
 def execute_block(
     chain: Chain, block: Block, *, verified: frozenset[bytes] = frozenset(),
-    verified_precommits: frozenset[bytes] = frozenset(), checked: frozenset[int] = frozenset(),
+    verified_precommits: Set[bytes] = frozenset(), checked: frozenset[int] = frozenset(),
 ) -> ExecutedBlock:
     """Every check of a block against the chain's head; returns the batch, writes nothing.
 
@@ -604,7 +604,7 @@ def execute_block(
 
 def commit_block(
     chain: Chain, executed: ExecutedBlock, commit: CommitCertificate, *,
-    verified_precommits: frozenset[bytes] = frozenset(),
+    verified_precommits: Set[bytes] = frozenset(),
 ) -> None:
     """Check the block's certificate, then write the block and all its effects atomically."""
     block = executed.block

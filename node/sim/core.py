@@ -40,12 +40,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ledger.blocks import (
-    PRECOMMIT,
     CommitCertificate,
     SignedVote,
     compute_max_faulty,
     compute_proposer,
-    compute_signature_digest,
     validate_commit,
 )
 from ledger.encoding import H, cb
@@ -92,6 +90,7 @@ from node.messages import ConsensusMessage, SignedProposal
 from node.sim.adversaries import Adversary, Send, make_adversary
 from node.sim.faults import STATUS_NEVER, MidCrash, Schedule, SimParams
 from node.sim.invariants import Oracle, compute_book_bound
+from node.verified_precommits import VerifiedPrecommits
 
 CHAIN_ID = "zoneledger-sim"
 LIVENESS_BOUND_MS_PER_HEIGHT = 30_000
@@ -232,8 +231,7 @@ class Simulation:
         self.oracle = Oracle(schedule.n)
         self.signature_ok: dict[int, tuple[ConsensusMessage, bool]] = {}
         self.commit_ok: dict[int, tuple[CommitCertificate, bool]] = {}
-        self.digests: set[bytes] = set()
-        self._digest_view: frozenset[bytes] = frozenset()
+        self.precommits = VerifiedPrecommits(self.validators, head=None)
         self.block_info: dict[bytes, BlockInfo] = {}
         self.first_decided_ms: dict[int, int] = {}
         self.done: set[int] = set()
@@ -510,9 +508,8 @@ class Simulation:
         except LedgerError:
             ok = False
         self.signature_ok[id(message)] = (message, ok)
-        if ok and isinstance(message, SignedVote) and message.vote.type == PRECOMMIT and message.vote.block_hash:
-            v = message.vote
-            self.digests.add(compute_signature_digest(self.validators[v.validator], v.signing_bytes(), message.sig))
+        if ok and isinstance(message, SignedVote):
+            self.precommits.add_vote(message)
         return ok
 
     def is_commit_valid(self, commit: CommitCertificate) -> bool:
@@ -521,20 +518,16 @@ class Simulation:
         cached = self.commit_ok.get(id(commit))
         if cached is not None:
             return cached[1]
-        if len(self._digest_view) != len(self.digests):
-            self._digest_view = frozenset(self.digests)
         try:
             validate_commit(
                 commit, chain_id=CHAIN_ID, validators=self.validators, height=commit.height,
-                block_hash=commit.block_hash, verified=self._digest_view,
+                block_hash=commit.block_hash, verified=self.precommits.digests,
             )
             ok = True
         except LedgerError:
             ok = False
         if ok:
-            for entry in commit.signatures:
-                message = commit.precommit_for(CHAIN_ID, entry.validator).signing_bytes()
-                self.digests.add(compute_signature_digest(self.validators[entry.validator], message, entry.sig))
+            self.precommits.add_commit(commit, CHAIN_ID)
         self.commit_ok[id(commit)] = (commit, ok)
         return ok
 
