@@ -83,7 +83,9 @@ from node.driver import (
     SyncFinished,
     SyncTick,
     TxsPending,
+    compute_commit_recipients,
     is_block_worth_keeping,
+    is_commit_owed,
 )
 from node.events import Event
 from node.messages import ConsensusMessage, SignedProposal
@@ -143,6 +145,8 @@ class Endpoint:
     synced_count: int = 0
     store: dict[int, Stored] = field(default_factory=dict)
     head: int = 0
+    commits_owed: set[tuple[int, int]] = field(default_factory=set)
+    """(peer, height) pairs answered with the head's certificate (the runtime's)."""
     blocks: set[bytes] = field(default_factory=set)
     """Blocks at hand (built, carried by a kept proposal, fetched); stored ones are served from ``store``."""
     syncing: SyncRun | None = None
@@ -449,7 +453,7 @@ class Simulation:
             self.feed(node, DecideFailed(decision.height))
             return
         self._store(node, decision.height, decision.block_hash, decision.commit)
-        self.send_own(node, decision.commit)
+        self.send_own(node, decision.commit, compute_commit_recipients(decision.commit, self.n, node.validator))
         self.feed(node, self._head_advanced(node))
         self.feed(node, TxsPending(self._pending(node)))
 
@@ -458,6 +462,7 @@ class Simulation:
         info = self.block_info[block_hash]
         node.store[height] = Stored(block_hash, commit, info.time_ms)
         node.head = height
+        node.commits_owed = set()
         node.wal = [(h, record) for h, record in node.wal if h > height]
         node.blocks = {b for b in node.blocks if b in self.block_info and self.block_info[b].height > height}
         if not node.honest:
@@ -588,6 +593,7 @@ class Simulation:
         if not self.is_signature_valid(message):
             return  # the transport drops forgeries before the driver sees them
         if isinstance(message, SignedVote):
+            self._answer_behind(src, dst, message.vote.height)
             self.feed(dst, VoteReceived(message))
             return
         p = message.proposal
@@ -596,6 +602,15 @@ class Simulation:
         if is_block_worth_keeping(dst.driver.machine, dst.head, p.height, p.round):
             dst.blocks.add(p.block_hash)
         self.feed(dst, ProposalReceived(message))
+
+    def _answer_behind(self, src: Endpoint, dst: Endpoint, vote_height: int) -> None:
+        """The runtime's answer to a vote for its head: the head's certificate, once per peer."""
+        if not is_commit_owed(vote_height, dst.head) or (src.validator, dst.head) in dst.commits_owed:
+            return
+        dst.commits_owed.add((src.validator, dst.head))
+        stored = dst.store.get(dst.head)
+        if stored is not None:
+            self.send_own(dst, stored.commit, frozenset({src.validator}))
 
     # --- requests between peers (sync, block fetch) -----------------------------------
 
@@ -766,6 +781,7 @@ class Simulation:
         node.inbox.clear()
         node.syncing = None
         node.blocks = set()
+        node.commits_owed = set()
         node.trace.append((self.now, "crash", None))
 
     def _restart(self, node: Endpoint) -> None:

@@ -84,10 +84,10 @@ def test_catch_up_goes_through_sync_with_slow_status_peers() -> None:
 # --- planted bugs: each caught on a small budget, from a seed known to catch it ------
 
 SMALL = {
-    "lock": (1, 10, "lock"),
+    "lock": (2, 10, "lock"),  # seed 1 needs more schedules since certificates go only to non-signers
     "pol_check": (2, 10, "proof-of-lock"),
     "valid_value": (4, 10, "liveness"),
-    "round_skip": (26, 10, "liveness"),  # since re-broadcasts back off, seed 8 needs more schedules
+    "round_skip": (12, 10, "liveness"),  # seeds move as the gossip changes (back-off, certificates)
     "write_ahead": (3, 10, "double-sign"),
     "catchup_rebuild": (1, 10, "double-sign"),
     "book_bound": (7, 10, "memory"),
@@ -156,7 +156,7 @@ def test_cli_planted_bugs_table(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_plant_replays_a_planted_failure(capsys: pytest.CaptureFixture[str]) -> None:
     with planted("lock"):
-        seed = run_many(1, 10, SimParams(), stop_on_failure=True).failures[0].schedule.seed
+        seed = run_many(2, 10, SimParams(), stop_on_failure=True).failures[0].schedule.seed
     assert main(["sim", "--plant", "lock", "--replay", str(seed)]) == 1
     assert "lock:" in capsys.readouterr().out
     assert main(["sim", "--replay", str(seed)]) == 0

@@ -27,6 +27,7 @@ class ScriptedPeers:
         self.slow = slow
         self.release = release
         self.sent: list[tuple[str, bytes]] = []
+        self.sent_to: list[tuple[int, str, bytes]] = []
         self.inbound = StreamCounters()
 
     async def start(self) -> None:
@@ -40,6 +41,7 @@ class ScriptedPeers:
 
     def send(self, index: int, kind: str, body: bytes) -> None:
         self.sent.append((kind, body))
+        self.sent_to.append((index, kind, body))
 
     async def request(self, index: int, kind: str, body: bytes) -> bytes:
         if kind == "status":

@@ -33,7 +33,9 @@ from node.driver import (
     SyncTick,
     TxsPending,
     WalWriteFailed,
+    compute_commit_recipients,
     drive,
+    is_commit_owed,
     new_driver,
 )
 from node.messages import sign_proposal
@@ -224,3 +226,18 @@ def test_failed_wal_append_forgets_the_message() -> None:
     assert (0, PREVOTE) not in d.machine.own_votes
     rebroadcast = run(d, TimeoutFired("rebroadcast", 1, 0))
     assert not [c for c in rebroadcast if isinstance(c, Broadcast) and isinstance(c.message, SignedVote)]
+
+
+def test_a_decided_certificate_goes_to_the_validators_whose_precommit_it_lacks() -> None:
+    keys = [SigningKey.from_label(f"recipients-{i}") for i in range(7)]
+    votes = [Vote("c", PRECOMMIT, 3, 0, b"\x01" * 32, i).sign(keys[i]) for i in (0, 2, 3, 4, 6)]
+    commit = build_commit(votes)
+    assert compute_commit_recipients(commit, 7, 0) == frozenset({1, 5})
+    assert compute_commit_recipients(commit, 7, 1) == frozenset({5})
+
+
+def test_only_a_vote_for_the_head_height_is_owed_the_certificate() -> None:
+    assert is_commit_owed(5, 5)
+    assert not is_commit_owed(4, 5)
+    assert not is_commit_owed(6, 5)
+    assert not is_commit_owed(0, 0)

@@ -141,3 +141,27 @@ def test_a_validator_checks_one_certificate_per_block_and_refuses_a_bad_one_for_
         node.store.close()
 
     asyncio.run(go())
+
+
+def test_a_vote_for_the_decided_height_is_answered_with_its_certificate_once_per_peer(tmp_path: Path) -> None:
+    layout = create_devnet(tmp_path / "devnet", 4, 19_720, heartbeat_ms=60_000)
+    alliance = layout.alliance()
+    node = Node(NodeConfig.load(str(layout.zones[0].config)))
+    peers = ScriptedPeers({}, -1, asyncio.Event())
+    node.peers = peers  # type: ignore[assignment]
+    chain_id = alliance.genesis.chain_id
+    block = alliance.commit_next(node.chain, [], time_ms=int(time.time() * 1000))
+    stored = node.chain.get_commit(1)
+    assert stored is not None
+
+    def vote(validator: int, height: int) -> bytes:
+        return Vote(chain_id, PRECOMMIT, height, 0, block.block_hash, validator).sign(alliance.validator_keys[validator]).encode()
+
+    async def go() -> None:
+        await deliver(node, chain_id, 2, "vote", vote(2, 1))
+        await deliver(node, chain_id, 2, "vote", vote(2, 1))
+        await deliver(node, chain_id, 3, "vote", vote(3, 1))
+        node.store.close()
+
+    asyncio.run(go())
+    assert peers.sent_to == [(2, "commit", stored.encode()), (3, "commit", stored.encode())]
