@@ -422,7 +422,7 @@ class Node:
             self.metrics.txs_rejected += 1
             self._resolve(tx_hash, TxResult(tx_hash, STATUS_REJECTED, error_code=error.code, error=str(error)))
         try:
-            self.wal.prune(height)
+            self.wal.prune(height, batch=True)
         except LedgerError as exc:
             # The log stays usable (the old records are only kept longer); the commit stands.
             log.error("write-ahead log prune after height %d failed: %s", height, exc.one_line())

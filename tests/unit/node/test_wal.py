@@ -250,3 +250,20 @@ def test_failed_prune_leaves_a_usable_log(tmp_path: Path, monkeypatch: pytest.Mo
     wal.append(4, vote(4, 0))
     wal.close()
     assert [r.height for r in WriteAheadLog(path).records] == [3, 4]
+
+
+def test_a_batched_prune_waits_for_enough_decided_records(tmp_path: Path) -> None:
+    from node.wal import PRUNE_BATCH_RECORDS
+
+    path = tmp_path / "wal.log"
+    wal = WriteAheadLog(path)
+    for h in range(1, PRUNE_BATCH_RECORDS + 1):
+        wal.append(h, vote(h, 0))
+        wal.prune(h - 1, batch=True)
+    assert len(wal.records) == PRUNE_BATCH_RECORDS  # nothing rewritten yet
+    assert [r.height for r in wal.records_for(PRUNE_BATCH_RECORDS)] == [PRUNE_BATCH_RECORDS]
+    wal.append(PRUNE_BATCH_RECORDS + 1, vote(PRUNE_BATCH_RECORDS + 1, 0))
+    wal.prune(PRUNE_BATCH_RECORDS, batch=True)
+    assert [r.height for r in wal.records] == [PRUNE_BATCH_RECORDS + 1]
+    wal.close()
+    assert [r.height for r in WriteAheadLog(path).records] == [PRUNE_BATCH_RECORDS + 1]
