@@ -81,6 +81,36 @@ def _ip(*args: str, stdin: str | None = None, check: bool = True) -> str:
     return result.stdout
 
 
+NEIGHBOUR_THRESHOLDS = Path("/proc/sys/net/ipv4/neigh/default")
+
+
+def compute_neighbour_entries(zones: int) -> int:
+    """ARP entries the harness needs: every namespace learns every other zone's address
+    and the bridge's, and the root namespace learns every zone's."""
+    return zones * zones + zones
+
+
+def ensure_neighbour_table(entries: int, thresholds: Path = NEIGHBOUR_THRESHOLDS) -> bool:
+    """Raise the kernel's neighbour-table limits so that ``entries`` fit; True if raised.
+
+    The ARP table is one table for every network namespace, with a hard limit of
+    ``gc_thresh3`` entries (1,024 by default). At 58 zones the namespaces need 3,364, and
+    past the limit new neighbours are refused ("neighbor table overflow" in the kernel
+    log): connections to zones not yet in the table hang in SYN, so the alliance looked
+    saturated, never committed, and even the root namespace lost its way to the zones.
+    """
+    hard = thresholds / "gc_thresh3"
+    if int(hard.read_text()) >= 2 * entries:
+        return False
+    # Garbage collection starts at gc_thresh2 and is forced at gc_thresh3: keep both well above need.
+    hard.write_text(f"{4 * entries}\n")
+    (thresholds / "gc_thresh2").write_text(f"{2 * entries}\n")
+    (thresholds / "gc_thresh1").write_text(f"{entries}\n")
+    print(f"raised the kernel's neighbour (ARP) table to {4 * entries} entries for {entries} needed "
+          f"(net.ipv4.neigh.default.gc_thresh1-3)", file=sys.stderr)
+    return True
+
+
 def _die_with_parent() -> None:
     """Linux: a validator or proxy gets SIGTERM if the harness dies without stopping it."""
     try:
@@ -265,6 +295,7 @@ class NetnsAlliance:
     def build(self) -> None:
         """Namespaces, cables, the bridge and one proxy per namespace."""
         plan = self.plan
+        ensure_neighbour_table(compute_neighbour_entries(len(plan.zones)))
         self._built = True
         plan.run_dir.mkdir(mode=0o700)
         lines = [f"link add {plan.bridge} type bridge", f"link set {plan.bridge} up",
