@@ -286,6 +286,7 @@ def render_config(config: NodeConfig) -> str:
         f'validator_key = "{config.validator_key}"',
         f'listen = "{config.listen_host}:{config.listen_port}"',
         f"heartbeat_ms = {config.heartbeat_ms}",
+        f"rebroadcast_ms = {config.rebroadcast_ms}",
         f"mempool_max_txs = {config.mempool_max_txs}",
         f"max_body_bytes = {config.max_body_bytes}",
         "",

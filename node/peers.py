@@ -393,7 +393,10 @@ class PeerNetwork:
         queue_limit: int = 1000,
         max_bytes: int = DEFAULT_MAX_BYTES,
         frame_budget: int = FRAME_BUDGET_BYTES,
+        on_link_up: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_link_up(index)`` is called each time a stream to ``index`` opens: what was
+        queued for that peer while its link was down has been dropped."""
         if my_index in peers:
             raise ValueError(f"peers: expected every validator but me ({my_index}), got me too")
         if queue_limit < 1:
@@ -407,6 +410,7 @@ class PeerNetwork:
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
         self._frame_budget = frame_budget
+        self._on_link_up = on_link_up
         self._links = {index: _PeerLink(index, url.rstrip("/"), queue_limit) for index, url in sorted(peers.items())}
         self._client: httpx.AsyncClient | None = None
         self._closed = False
@@ -556,6 +560,8 @@ class PeerNetwork:
             if link.consecutive_failures:
                 log.info("peer %d up again", link.index)
             link.on_success()
+            if self._on_link_up is not None:
+                self._on_link_up(link.index)
             reader = asyncio.create_task(self._read_replies(link, connection), name=f"peer-{link.index}-replies")
             try:
                 reason = await self._write_queue(link, connection, reader)

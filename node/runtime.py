@@ -171,6 +171,7 @@ class Node:
             peers={i: url for i, url in config.peers.items() if i != self.index},
             validators=validators,
             tls=tls,
+            on_link_up=self._resend_latest,
         )
         self.events: asyncio.Queue[QueueItem] = asyncio.Queue()
         self.blocks: dict[bytes, Block] = {}
@@ -330,6 +331,19 @@ class Node:
             self.peers.send(index, kind, body)
 
     # --- proposing, validating, deciding --------------------------------------------------
+
+    def _resend_latest(self, index: int) -> None:
+        """A stream to ``index`` opened (again), and what was queued for it while its link
+        was down was dropped: it gets this validator's latest signed proposal, prevote and
+        precommit of the current height at once, instead of at the next re-broadcast.
+        They come from the write-ahead log, so only what is on disk leaves."""
+        latest: dict[str, SignedVote | SignedProposal] = {}
+        for record in self.wal.records_for(self.chain.height + 1):
+            message = record.action.message
+            # Records are in signing order: the last one of each kind is the latest.
+            latest["proposal" if isinstance(message, SignedProposal) else message.vote.type] = message
+        for message in latest.values():
+            self._send(message, frozenset({index}))
 
     def _remember_block(self, block: Block) -> None:
         self.blocks[block.block_hash] = block

@@ -165,6 +165,25 @@ class DevnetLayout:
         )
 
 
+def compute_devnet_timing(zones: int) -> tuple[dict[str, int], int]:
+    """Consensus timeouts (for the genesis) and the re-broadcast period (for node.toml)
+    for a devnet of ``zones`` validators that all share this one machine.
+
+    A height costs the alliance about n² messages, so on one machine a round's messages take
+    longer to process the more zones there are; a timeout that expires first wastes the
+    round, and the next one costs n² messages more (at 58 zones with the 4-zone timeouts
+    the alliance spent its time in rounds it could not finish). Up to 16 zones the
+    defaults stand; beyond, they grow with n. Separate hosts need less; an alliance sets
+    its own in its genesis (``docs/PROTOCOL.md``, consensus parameters).
+    """
+    consensus = {
+        "timeout_propose_ms": max(1000, 60 * zones),
+        "timeout_delta_ms": max(500, 30 * zones),
+        "max_block_txs": 5000,
+    }
+    return consensus, max(2000, 100 * zones)
+
+
 def create_devnet(
     root: Path, zones: int, port: int, *, heartbeat_ms: int = 10_000, consensus: dict[str, int] | None = None,
     host: str = "127.0.0.1", tls: bool = False,
@@ -212,7 +231,7 @@ def create_devnet(
         "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "zones": genesis_zones,
         "auditors": [auditor.public.hex()],
-        "consensus": consensus or {"timeout_propose_ms": 1000, "timeout_delta_ms": 500, "max_block_txs": 5000},
+        "consensus": consensus or compute_devnet_timing(zones)[0],
     }
     Genesis.from_json(genesis)  # refuse to write a genesis that would not load
     genesis_path = root / "genesis.json"
@@ -228,6 +247,7 @@ def create_devnet(
         config = NodeConfig(
             data_dir=z.data_dir, genesis=genesis_path, validator_key=z.validator_key, listen_host=host,
             listen_port=port + i, peers=peers, heartbeat_ms=heartbeat_ms, tls=tls_settings,
+            rebroadcast_ms=compute_devnet_timing(zones)[1],
         )
         z.config.write_text(render_config(config), encoding="utf-8")
     layout = DevnetLayout(root, genesis_path, auditor_path, files, authority.cert_path if authority else None)

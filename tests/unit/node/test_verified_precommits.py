@@ -3,22 +3,15 @@ is checked each time, and the cache stays bounded whatever a Byzantine validator
 
 from __future__ import annotations
 
-import asyncio
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted_node import ScriptedPeers, deliver
 
 import ledger.blocks
 from ledger.blocks import PRECOMMIT, PREVOTE, Vote, build_commit, validate_commit
 from ledger.errors import CommitSignatureError, CommitTargetError
 from ledger.keys import SigningKey
-from node.config import NodeConfig
-from node.runtime import Node
 from node.verified_precommits import HEIGHTS_AHEAD, VerifiedPrecommits
-from scripts.devnet import create_devnet
 
 CHAIN = "test-chain"
 KEYS = [SigningKey.from_label(f"verified-precommits-{i}") for i in range(4)]
@@ -111,57 +104,3 @@ def test_only_heights_near_the_head_are_remembered_and_old_ones_are_forgotten() 
     assert len(cache.digests) == HEIGHTS_AHEAD
     cache.add_commit(build_commit([_precommit(6, v) for v in (0, 1, 2)]), CHAIN)
     assert len(cache.digests) == HEIGHTS_AHEAD + 2  # validator 0's height-6 signature was already there
-
-
-def test_a_validator_checks_one_certificate_per_block_and_refuses_a_bad_one_for_another_block(
-    tmp_path: Path,
-) -> None:
-    """Peers' certificates for a block already validated are not verified again; one for
-    a different block at that height is (and a bad one is refused)."""
-    layout = create_devnet(tmp_path / "devnet", 4, 19_700, heartbeat_ms=60_000)
-    alliance = layout.alliance()
-    node = Node(NodeConfig.load(str(layout.zones[0].config)))
-    node.peers = ScriptedPeers({}, -1, asyncio.Event())  # type: ignore[assignment]
-    chain_id = alliance.genesis.chain_id
-    block = alliance.propose(alliance.chain(), [], time_ms=int(time.time() * 1000)).block
-    good = alliance.certify(block.block_hash, 1, 0)
-    broken_signatures = tuple(type(e)(e.validator, bytes(64)) for e in good.signatures)
-    broken_sibling = type(good)(good.height, good.round, good.block_hash, broken_signatures)
-    broken_other = type(good)(good.height, good.round, b"\x22" * 32, broken_signatures)
-
-    async def go() -> None:
-        with pytest.raises(CommitSignatureError):
-            await deliver(node, chain_id, 3, "commit", broken_sibling.encode())
-        assert node.seen_commits == {}
-        await deliver(node, chain_id, 1, "commit", good.encode())
-        assert node.seen_commits[1] == good
-        await deliver(node, chain_id, 2, "commit", broken_sibling.encode())
-        with pytest.raises(CommitSignatureError):
-            await deliver(node, chain_id, 3, "commit", broken_other.encode())
-        node.store.close()
-
-    asyncio.run(go())
-
-
-def test_a_vote_for_the_decided_height_is_answered_with_its_certificate_once_per_peer(tmp_path: Path) -> None:
-    layout = create_devnet(tmp_path / "devnet", 4, 19_720, heartbeat_ms=60_000)
-    alliance = layout.alliance()
-    node = Node(NodeConfig.load(str(layout.zones[0].config)))
-    peers = ScriptedPeers({}, -1, asyncio.Event())
-    node.peers = peers  # type: ignore[assignment]
-    chain_id = alliance.genesis.chain_id
-    block = alliance.commit_next(node.chain, [], time_ms=int(time.time() * 1000))
-    stored = node.chain.get_commit(1)
-    assert stored is not None
-
-    def vote(validator: int, height: int) -> bytes:
-        return Vote(chain_id, PRECOMMIT, height, 0, block.block_hash, validator).sign(alliance.validator_keys[validator]).encode()
-
-    async def go() -> None:
-        await deliver(node, chain_id, 2, "vote", vote(2, 1))
-        await deliver(node, chain_id, 2, "vote", vote(2, 1))
-        await deliver(node, chain_id, 3, "vote", vote(3, 1))
-        node.store.close()
-
-    asyncio.run(go())
-    assert peers.sent_to == [(2, "commit", stored.encode()), (3, "commit", stored.encode())]
