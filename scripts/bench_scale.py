@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import httpx
 METRICS_TIMEOUT_S = 120.0
 """How long one ``/metrics`` read may take before the measurement gives up."""
 _METRIC = re.compile(r'^(?P<name>[a-z_]+)(?:\{direction="(?P<direction>in|out)"\})? (?P<value>[0-9.e+-]+)$')
+_RECEIVED = re.compile(r'^zoneledger_peer_received_total\{kind="(?P<kind>[^"]*)"\} (?P<value>[0-9.e+-]+)$')
 
 
 def register(which: Any) -> None:
@@ -51,11 +52,18 @@ class Snapshot:
     frames_out: float
     bytes_out: float
     cpu_s: float
+    received: dict[str, float] = field(default_factory=dict)
+    """Stream items read, by kind (replies have the kind ``reply``)."""
 
 
 def parse_metrics(text: str) -> Snapshot:
     values: dict[str, float] = {}
+    received: dict[str, float] = {}
     for line in text.splitlines():
+        by_kind = _RECEIVED.match(line)
+        if by_kind:
+            received[by_kind["kind"] or "reply"] = float(by_kind["value"])
+            continue
         match = _METRIC.match(line)
         if match:
             key = match["name"] + (f":{match['direction']}" if match["direction"] else "")
@@ -63,11 +71,11 @@ def parse_metrics(text: str) -> Snapshot:
     return Snapshot(
         int(values.get("zoneledger_height", 0)), values.get("zoneledger_peer_items_total:out", 0.0),
         values.get("zoneledger_peer_frames_total:out", 0.0), values.get("zoneledger_peer_bytes_total:out", 0.0),
-        values.get("process_cpu_seconds_total", 0.0),
+        values.get("process_cpu_seconds_total", 0.0), received,
     )
 
 
-def compute_per_height(before: list[Snapshot], after: list[Snapshot]) -> dict[str, float]:
+def compute_per_height(before: list[Snapshot], after: list[Snapshot]) -> dict[str, Any]:
     """Alliance-wide cost of one height between two snapshots of every validator."""
     heights = min(a.height for a in after) - max(b.height for b in before)
     if heights <= 0:
@@ -82,6 +90,10 @@ def compute_per_height(before: list[Snapshot], after: list[Snapshot]) -> dict[st
         "frames_per_height": total("frames_out") / heights,
         "bytes_per_height": total("bytes_out") / heights,
         "cpu_s_per_height": total("cpu_s") / heights,
+        "received_per_height": {
+            kind: sum(a.received.get(kind, 0.0) - b.received.get(kind, 0.0) for a, b in zip(after, before, strict=True)) / heights
+            for kind in sorted({k for a in after for k in a.received})
+        },
     }
 
 
@@ -212,6 +224,8 @@ def run_scale(args: argparse.Namespace) -> int:
             f"{figures['frames_per_height']:,.0f} frames, {figures['bytes_per_height'] / 1024:,.0f} KiB, "
             f"{figures['cpu_s_per_height']:.2f} CPU s (all validators) | baseline {baseline:,.0f} verify/s"
         )
+        received = ", ".join(f"{kind} {count:,.0f}" for kind, count in figures["received_per_height"].items())
+        say(f"received per height, by kind: {received}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
