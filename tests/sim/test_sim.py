@@ -85,9 +85,9 @@ def test_catch_up_goes_through_sync_with_slow_status_peers() -> None:
 
 SMALL = {
     "lock": (2, 10, "lock"),  # seed 1 needs more schedules since certificates go only to non-signers
-    "pol_check": (2, 10, "proof-of-lock"),
+    "pol_check": (1, 10, "proof-of-lock"),
     "valid_value": (4, 10, "liveness"),
-    "round_skip": (12, 10, "liveness"),  # seeds move as the gossip changes (back-off, certificates)
+    "round_skip": (6, 10, "liveness"),  # seeds move as the gossip changes (back-off, certificates, targeted re-broadcast)
     "write_ahead": (3, 10, "double-sign"),
     "catchup_rebuild": (1, 10, "double-sign"),
     "book_bound": (7, 10, "memory"),
