@@ -51,6 +51,8 @@ LATENCY_SAMPLES = 2000
 GZIP_MINIMUM_BYTES = 1024
 GZIP_LEVEL = 6
 SWITCH_INTERVAL_S = 0.001
+SHUTDOWN_GRACE_S = 3
+"""How long a stopping node lets open requests and peer streams finish before cancelling them."""
 
 
 class ClientGZipMiddleware:
@@ -193,6 +195,9 @@ async def serve(node: Node | ObserverNode) -> None:
             log_level="warning",
             access_log=False,
             timeout_keep_alive=30,
+            # Peer streams never end by themselves: without a bound, a stop waited for
+            # every peer to close its side (at 58 zones some were SIGKILLed after 15 s).
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             lifespan="off",
             # Peer streams (node/stream.py): frames up to the peer limit, no compression
             # (the cores are worth more than the bytes), pings tolerant of a busy peer.
