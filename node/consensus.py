@@ -447,8 +447,8 @@ def on_timeout_precommit(s: ConsensusState, out: list[Action]) -> None:
 def on_timeout_rebroadcast(s: ConsensusState, out: list[Action]) -> None:
     """Still in this round: re-send our latest messages (gossip; the round's first
     re-broadcast only to the validators not heard from in it, :func:`get_unheard`), and
-    the round-change proof to the validators that seem to wait for it; then wait twice as long as last
-    time (up to ``2 ** MAX_REBROADCAST_DOUBLINGS`` times ``rebroadcast_ms``).
+    the round-change proof to the validators that seem to wait for it; then wait twice
+    as long as last time (up to ``2 ** MAX_REBROADCAST_DOUBLINGS`` times ``rebroadcast_ms``).
 
     Every validator does this at once when a round stalls, so at 58 zones one re-broadcast
     is about 58 x 57 x 40 messages: sent on a fixed period while the machine is saturated
@@ -514,8 +514,9 @@ def get_unheard(s: ConsensusState) -> frozenset[int]:
     re-broadcast of a round goes to them only.
 
     Peers' streams are reliable, and a stream that reopens gets the latest messages at
-    once (the runtime's ``_resend_latest``), so a validator heard from in this round holds what this one sent; the
-    ones not heard from may be behind, in an earlier round or height, or cut off. Every
+    once (the runtime's ``_resend_latest``), so a validator heard from in this round
+    holds what this one sent; the ones not heard from may be behind, in an earlier round
+    or height, or cut off. Every
     later re-broadcast of the round goes to everyone, for a network that loses messages
     (as the simulator's does before GST). At 58 zones on one machine a height outlasts
     the first re-broadcast period, and sending to everyone doubled a height's votes.

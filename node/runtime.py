@@ -181,9 +181,9 @@ class Node:
         self.verified_messages: OrderedDict[bytes, None] = OrderedDict()
         self.verified_precommits = VerifiedPrecommits(self.genesis.validators, head=self.chain.height)
         self.seen_commits: dict[int, CommitCertificate] = {}
-        self.commits_owed: set[tuple[int, int]] = set()
-        """(peer, height) pairs already answered with the head's certificate."""
         """height -> the first peer certificate validated for it: its siblings are not checked again."""
+        self.commits_owed: set[int] = set()
+        """Peers already answered with the head's certificate (emptied as the head advances)."""
         self.last_signed: dict[int, int] = {}
         self.waiters = FinalityWaiters()
         self.metrics = Metrics()
@@ -560,8 +560,8 @@ class Node:
             # worth checking (at 58 zones a third of each height's precommits land here).
             # The sender is the authenticated stream peer, so it can ask for one certificate
             # per height, nothing more.
-            if is_commit_owed(signed.vote.height, self.chain.height) and (sender, self.chain.height) not in self.commits_owed:
-                self.commits_owed.add((sender, self.chain.height))
+            if is_commit_owed(signed.vote.height, self.chain.height) and sender not in self.commits_owed:
+                self.commits_owed.add(sender)
                 commit = self.chain.get_commit(self.chain.height)
                 if commit is not None:
                     self.peers.send(sender, "commit", commit.encode())

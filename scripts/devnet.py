@@ -223,6 +223,7 @@ def create_devnet(
             zone_id, f"{scheme}://{host}:{port + i}", zone_dir / "node.toml", paths["validator"], paths["admin"],
             paths["officer"], zone_dir / "data",
         ))
+    default_consensus, rebroadcast_ms = compute_devnet_timing(zones)
     auditor = SigningKey.generate()
     auditor_path = root / "auditor.pem"
     auditor.save(auditor_path)
@@ -231,7 +232,7 @@ def create_devnet(
         "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "zones": genesis_zones,
         "auditors": [auditor.public.hex()],
-        "consensus": consensus or compute_devnet_timing(zones)[0],
+        "consensus": consensus or default_consensus,
     }
     Genesis.from_json(genesis)  # refuse to write a genesis that would not load
     genesis_path = root / "genesis.json"
@@ -247,7 +248,7 @@ def create_devnet(
         config = NodeConfig(
             data_dir=z.data_dir, genesis=genesis_path, validator_key=z.validator_key, listen_host=host,
             listen_port=port + i, peers=peers, heartbeat_ms=heartbeat_ms, tls=tls_settings,
-            rebroadcast_ms=compute_devnet_timing(zones)[1],
+            rebroadcast_ms=rebroadcast_ms,
         )
         z.config.write_text(render_config(config), encoding="utf-8")
     layout = DevnetLayout(root, genesis_path, auditor_path, files, authority.cert_path if authority else None)

@@ -94,7 +94,7 @@ def ensure_neighbour_table(entries: int, thresholds: Path = NEIGHBOUR_THRESHOLDS
     """Raise the kernel's neighbour-table limits so that ``entries`` fit; True if raised.
 
     The ARP table is one table for every network namespace, with a hard limit of
-    ``gc_thresh3`` entries (1,024 by default). At 58 zones the namespaces need 3,364, and
+    ``gc_thresh3`` entries (1,024 by default). At 58 zones the harness needs 3,422, and
     past the limit new neighbours are refused ("neighbor table overflow" in the kernel
     log): connections to zones not yet in the table hang in SYN, so the alliance looked
     saturated, never committed, and even the root namespace lost its way to the zones.

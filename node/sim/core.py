@@ -145,8 +145,8 @@ class Endpoint:
     synced_count: int = 0
     store: dict[int, Stored] = field(default_factory=dict)
     head: int = 0
-    commits_owed: set[tuple[int, int]] = field(default_factory=set)
-    """(peer, height) pairs answered with the head's certificate (the runtime's)."""
+    commits_owed: set[int] = field(default_factory=set)
+    """Peers answered with the head's certificate, emptied as the head advances (the runtime's)."""
     blocks: set[bytes] = field(default_factory=set)
     """Blocks at hand (built, carried by a kept proposal, fetched); stored ones are served from ``store``."""
     syncing: SyncRun | None = None
@@ -605,9 +605,9 @@ class Simulation:
 
     def _answer_behind(self, src: Endpoint, dst: Endpoint, vote_height: int) -> None:
         """The runtime's answer to a vote for its head: the head's certificate, once per peer."""
-        if not is_commit_owed(vote_height, dst.head) or (src.validator, dst.head) in dst.commits_owed:
+        if not is_commit_owed(vote_height, dst.head) or src.validator in dst.commits_owed:
             return
-        dst.commits_owed.add((src.validator, dst.head))
+        dst.commits_owed.add(src.validator)
         stored = dst.store.get(dst.head)
         if stored is not None:
             self.send_own(dst, stored.commit, frozenset({src.validator}))

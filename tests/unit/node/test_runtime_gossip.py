@@ -15,18 +15,26 @@ from ledger.errors import CommitSignatureError
 from node.config import NodeConfig
 from node.consensus import LockRecord, PersistThenSend
 from node.runtime import Node
+from scripts.devkit import Alliance
 from scripts.devnet import create_devnet
 
 
+@pytest.fixture
+def alliance_node_peers(tmp_path: Path) -> tuple[Alliance, Node, ScriptedPeers]:
+    """Validator 0 of a 4-zone devnet, its peer network played by the test."""
+    layout = create_devnet(tmp_path / "devnet", 4, 19_700, heartbeat_ms=60_000)
+    node = Node(NodeConfig.load(str(layout.zones[0].config)))
+    peers = ScriptedPeers({}, -1, asyncio.Event())
+    node.peers = peers  # type: ignore[assignment]
+    return layout.alliance(), node, peers
+
+
 def test_a_validator_checks_one_certificate_per_block_and_refuses_a_bad_one_for_another_block(
-    tmp_path: Path,
+    alliance_node_peers: tuple[Alliance, Node, ScriptedPeers],
 ) -> None:
     """Peers' certificates for a block already validated are not verified again; one for
     a different block at that height is (and a bad one is refused)."""
-    layout = create_devnet(tmp_path / "devnet", 4, 19_700, heartbeat_ms=60_000)
-    alliance = layout.alliance()
-    node = Node(NodeConfig.load(str(layout.zones[0].config)))
-    node.peers = ScriptedPeers({}, -1, asyncio.Event())  # type: ignore[assignment]
+    alliance, node, _ = alliance_node_peers
     chain_id = alliance.genesis.chain_id
     block = alliance.propose(alliance.chain(), [], time_ms=int(time.time() * 1000)).block
     good = alliance.certify(block.block_hash, 1, 0)
@@ -48,12 +56,10 @@ def test_a_validator_checks_one_certificate_per_block_and_refuses_a_bad_one_for_
     asyncio.run(go())
 
 
-def test_a_vote_for_the_decided_height_is_answered_with_its_certificate_once_per_peer(tmp_path: Path) -> None:
-    layout = create_devnet(tmp_path / "devnet", 4, 19_720, heartbeat_ms=60_000)
-    alliance = layout.alliance()
-    node = Node(NodeConfig.load(str(layout.zones[0].config)))
-    peers = ScriptedPeers({}, -1, asyncio.Event())
-    node.peers = peers  # type: ignore[assignment]
+def test_a_vote_for_the_decided_height_is_answered_with_its_certificate_once_per_peer(
+    alliance_node_peers: tuple[Alliance, Node, ScriptedPeers],
+) -> None:
+    alliance, node, peers = alliance_node_peers
     chain_id = alliance.genesis.chain_id
     block = alliance.commit_next(node.chain, [], time_ms=int(time.time() * 1000))
     stored = node.chain.get_commit(1)
@@ -72,14 +78,12 @@ def test_a_vote_for_the_decided_height_is_answered_with_its_certificate_once_per
     assert peers.sent_to == [(2, "commit", stored.encode()), (3, "commit", stored.encode())]
 
 
-def test_a_peer_whose_stream_opens_gets_the_latest_signed_votes_of_the_height(tmp_path: Path) -> None:
+def test_a_peer_whose_stream_opens_gets_the_latest_signed_votes_of_the_height(
+    alliance_node_peers: tuple[Alliance, Node, ScriptedPeers],
+) -> None:
     """What was queued for a peer while its link was down was dropped; when the stream
     opens it gets the validator's latest prevote and precommit from the write-ahead log."""
-    layout = create_devnet(tmp_path / "devnet", 4, 19_740, heartbeat_ms=60_000)
-    alliance = layout.alliance()
-    node = Node(NodeConfig.load(str(layout.zones[0].config)))
-    peers = ScriptedPeers({}, -1, asyncio.Event())
-    node.peers = peers  # type: ignore[assignment]
+    alliance, node, peers = alliance_node_peers
     chain_id = alliance.genesis.chain_id
     key = alliance.validator_keys[0]
     signed = [
