@@ -102,12 +102,19 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.StaleRevocationHashError.code: 409,
     errors.OfficerAlreadyActiveError.code: 409,
     errors.OfficerNotActiveError.code: 409,
+    errors.GovProposalExpiredError.code: 409,
+    errors.GovProposalClosedError.code: 409,
+    errors.GovAlreadyApprovedError.code: 409,
+    errors.GovZoneExistsError.code: 409,
+    errors.GovDuplicateKeyError.code: 409,
+    errors.GovAuditorExistsError.code: 409,
     # size limits
     errors.DocumentTooLargeError.code: 413,
     errors.TransactionTooLargeError.code: 413,
     errors.RequestTooLargeError.code: 413,
     # not found
     errors.DocumentNotFoundError.code: 404,
+    errors.GovProposalUnknownError.code: 404,
     errors.NotFoundError.code: 404,
     # authentication and authorisation of the HTTP caller
     errors.AuthError.code: 401,

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import MemberAuth
 from api.routes_public import MAX_HEIGHT, Height
-from ledger.chain import OFFICER_ACTIVE, key_commit
+from ledger.chain import key_commit
 from ledger.encoding import bounded_repr, cb, parse_canonical_json
 from ledger.errors import DocumentNotFoundError, NotFoundError
 from ledger.limits import SYNC_BATCH
@@ -29,10 +29,15 @@ MSGPACK = "application/msgpack"
 
 
 def is_member(node: Node, key: bytes) -> bool:
-    """An auditor in genesis, or an officer active in some zone now."""
-    if key in node.genesis.auditors:
+    """An auditor now, or an officer active now in a zone still in the alliance."""
+    chain = node.chain
+    if key in chain.get_auditors():
         return True
-    return any(node.chain.get_officer_status(z.zone_id, key) == OFFICER_ACTIVE for z in node.genesis.zones)
+    officer = chain.get_officer(key)
+    if officer is None or not officer.is_active:
+        return False
+    zone = chain.get_zone(officer.zone_id)
+    return zone is not None and zone.is_active
 
 
 def document_view(node: Node, doc_id: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from ledger.errors import (
 from ledger.genesis import Genesis
 from ledger.limits import MAX_VERIFY_DOCUMENT_BYTES
 from ledger.proofs import UNKNOWN, build_bundle, bundle_for_hash, verify_bundle
+from ledger.proofs.build import build_validator_history
 
 MATCH_NUMBER = "number"
 
@@ -110,7 +111,7 @@ def compute_number_answer(source: ProofSource, number: Any) -> dict[str, Any]:
         raise RequestMalformedError("number: expected a document number such as \"CO-2026-000123\"")
     chain = source.chain
     text = number.strip()
-    candidates = [text] if "/" in text and source.genesis.zone(text.partition("/")[0]) else []
+    candidates = [text] if "/" in text and chain.get_zone(text.partition("/")[0]) else []
     candidates += chain.documents_by_number(text)
     for doc_id in candidates:
         record = chain.get_doc(doc_id)
@@ -215,15 +216,19 @@ def make_proof_router(node: ProofSource) -> APIRouter:
         commit = chain.get_commit(chain.height) if header is not None else None
         if header is None or commit is None:
             raise NotFoundError("expected a committed block, got an empty chain")
-        return {
+        answer: dict[str, Any] = {
             "header": header.encode().hex(),
             "header_fields": header.to_json(),
             "block_hash": header.block_hash.hex(),
             "commit": commit.to_json(),
-            "validators": [v.hex() for v in node.genesis.validators],
+            "validators": [v.hex() for v in chain.validators_for(header.height)],
             "chain_id": node.genesis.chain_id,
             "genesis_hash": node.genesis.genesis_hash.hex(),
         }
+        history = build_validator_history(chain, header.height)
+        if history:
+            answer["validator_history"] = history
+        return answer
 
     @router.get("/v1/consistency", tags=["public"])
     async def consistency(

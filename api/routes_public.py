@@ -168,16 +168,17 @@ def make_public_router(node: Node) -> APIRouter:
 
     @router.get("/v1/validators", tags=["public"])
     async def validators() -> list[dict[str, Any]]:
-        """The validator set with each validator's last height seen signed."""
+        """The validator set deciding the next height, with each validator's last height seen signed."""
+        zones = {zone.validator_key: zone for zone in node.chain.get_members()}
         return [
             {
                 "index": i,
-                "zone_id": zone.zone_id,
-                "name": zone.name,
-                "key": zone.validator_key.hex(),
+                "zone_id": zones[key].zone_id if key in zones else None,
+                "name": zones[key].name if key in zones else None,
+                "key": key.hex(),
                 "last_signed_height": node.last_signed.get(i, 0),
             }
-            for i, zone in enumerate(node.genesis.zones)
+            for i, key in enumerate(node.chain.validators)
         ]
 
     @router.get("/v1/headers/{height}", tags=["public"])

@@ -20,7 +20,7 @@ Key layout (all keys are bytes; ``h8`` is a big-endian uint64, ``\\0`` separates
     k/<doc_hash>              cb({"doc_id", "version", "height", "index"})  lookup by content hash
     a/<sha256>                cb({"doc_id", "version", "name", "media_type", "size"})
     n/<number>\\0<doc_id>      empty                               lookup by the document's own number
-    o/<zone_id>\\0<key>        b"active" | b"revoked"              officer registry
+    (membership: zones, officers, proposals, validator sets; see ledger.membership)
     L/...                     document log nodes (ledger.merkle)
     S/...                     state tree nodes (ledger.smt)
 """
@@ -36,22 +36,30 @@ import msgpack
 from ledger.blocks import Block, CommitCertificate, Header, decode_block_frame, decode_per_tx_bytes
 from ledger.encoding import ZERO_HASH, cb, decode_cb, expect_map, pack_uint64
 from ledger.errors import BlockMalformedError, GenesisError, LedgerError, StoreCorruptError, StoreFormatError
-from ledger.genesis import Genesis
+from ledger.genesis import ConsensusParams, Genesis
+from ledger.governance import OfficerRecord, ProposalRecord
+from ledger.membership import (
+    OFFICER_PREFIX,
+    PROPOSAL_PREFIX,
+    VALIDATORS_PREFIX,
+    MembershipView,
+    SetChange,
+    compute_validators_at,
+    write_genesis_membership,
+)
 from ledger.merkle import MerkleLog
 from ledger.smt import NodeCache, StateTree
-from ledger.store import KVReader, KVStore, WriteBatch
+from ledger.store import KVReader, KVStore, Overlay, WriteBatch
 
 LOG_PREFIX = b"L/"
 STATE_PREFIX = b"S/"
 KEY_GENESIS = b"m/genesis"
 KEY_HEAD = b"m/head"
 KEY_FORMAT = b"m/format"
-STORE_FORMAT = 2
-"""The layout this code reads and writes: 2 = contents once beside the block record and
-the state tree in pages (format 1, before both, wrote no ``m/format``)."""
-
-OFFICER_ACTIVE = b"active"
-OFFICER_REVOKED = b"revoked"
+STORE_FORMAT = 3
+"""The layout this code reads and writes: 3 = membership records (DESIGN §12) in the
+state tree from genesis; 2 = contents once beside the block record and the state tree in
+pages (format 1, before both, wrote no ``m/format``)."""
 
 
 def key_block(height: int) -> bytes:
@@ -105,10 +113,6 @@ def key_number(number: str, doc_id: str) -> bytes:
 
 def key_number_prefix(number: str) -> bytes:
     return b"n/" + number.encode("utf-8") + b"\x00"
-
-
-def key_officer(zone_id: str, officer_key: bytes) -> bytes:
-    return b"o/" + zone_id.encode("utf-8") + b"\x00" + officer_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +300,16 @@ class StoredBlock:
         return Block(self.header, self.last_commit, self.txs, tuple(documents))
 
 
+def _decode_list(data: bytes, what: str) -> list[Any]:
+    try:
+        value = msgpack.unpackb(data, raw=False)
+    except Exception as exc:
+        raise StoreCorruptError(f"{what}: stored record does not decode: {exc}") from exc
+    if not isinstance(value, list):
+        raise StoreCorruptError(f"{what}: expected a list record")
+    return value
+
+
 def _decode_record(data: bytes, what: str) -> dict[str, Any]:
     try:
         value = msgpack.unpackb(data, raw=False)
@@ -306,7 +320,7 @@ def _decode_record(data: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-class LedgerView:
+class LedgerView(MembershipView):
     """Reads of committed (or, over an Overlay, pending) ledger records."""
 
     def __init__(self, reader: KVReader, genesis: Genesis) -> None:
@@ -348,9 +362,6 @@ class LedgerView:
         raw = self.reader.get(key_attachment(sha256))
         return None if raw is None else _decode_record(raw, "attachment index")
 
-    def get_officer_status(self, zone_id: str, officer_key: bytes) -> bytes | None:
-        return self.reader.get(key_officer(zone_id, officer_key))
-
 
 class Chain(LedgerView):
     """The committed chain in a store, with its head cached."""
@@ -361,6 +372,7 @@ class Chain(LedgerView):
         # Content-addressed, so it can never serve a node no written root points to;
         # shared by every block's tree, it keeps the hot top of the tree in memory.
         self.tree_cache = NodeCache()
+        self.validator_history: list[SetChange] = []
         self._initialise()
         self.height = 0
         self.head_hash = genesis.genesis_hash
@@ -378,13 +390,23 @@ class Chain(LedgerView):
             return
         batch = WriteBatch()
         batch.put(KEY_FORMAT, bytes([STORE_FORMAT]))
-        for zone in self.genesis.zones:
-            for officer in zone.officers:
-                batch.put(key_officer(zone.zone_id, officer), OFFICER_ACTIVE)
+        entries = write_genesis_membership(batch, self.genesis)
+        self.state_tree(Overlay(self.store, batch)).update(batch, entries)
         batch.put(KEY_GENESIS, self.genesis.genesis_hash)
         self.store.write(batch)
 
+    def load_membership(self) -> None:
+        """Read the validator-set history (a handful of entries over years) into memory."""
+        history = []
+        for key, value in self.store.iterate(VALIDATORS_PREFIX):
+            from_height = int.from_bytes(key[len(VALIDATORS_PREFIX):], "big")
+            history.append(SetChange(from_height, tuple(_decode_list(value, "validator set"))))
+        if not history or history[0].from_height != 1:
+            raise StoreCorruptError("the validator set of height 1 is missing")
+        self.validator_history = history
+
     def _load_head(self) -> None:
+        self.load_membership()
         raw = self.store.get(KEY_HEAD)
         if raw is None:
             return
@@ -407,7 +429,20 @@ class Chain(LedgerView):
 
     @property
     def validators(self) -> tuple[bytes, ...]:
-        return self.genesis.validators
+        """The set that decides the next height (``height + 1``)."""
+        return self.validators_for(self.height + 1)
+
+    def validators_for(self, height: int) -> tuple[bytes, ...]:
+        """The set that decides ``height`` (a change committed at c governs from c + 2).
+
+        Known up to ``self.height + 2``; beyond that a later block could still change it.
+        """
+        return compute_validators_at(self.validator_history, height)
+
+    @property
+    def consensus(self) -> ConsensusParams:
+        """The consensus settings in force for the next height."""
+        return self.get_consensus_settings()
 
     def log(self, reader: KVReader | None = None) -> MerkleLog:
         return MerkleLog(reader or self.store, prefix=LOG_PREFIX)
@@ -415,10 +450,23 @@ class Chain(LedgerView):
     def state_tree(self, reader: KVReader | None = None) -> StateTree:
         return StateTree(reader or self.store, prefix=STATE_PREFIX, cache=self.tree_cache)
 
+    def get_officers(self) -> list[OfficerRecord]:
+        """Every officer ever registered, in key order."""
+        return [
+            OfficerRecord.from_wire(key[len(OFFICER_PREFIX):], _decode_record(value, "officer record"))
+            for key, value in self.store.iterate(OFFICER_PREFIX)
+        ]
+
     def get_active_officers(self, zone_id: str) -> list[bytes]:
         """The keys of ``zone_id``'s officers now active, in key order."""
-        prefix = key_officer(zone_id, b"")
-        return [key[len(prefix):] for key, value in self.store.iterate(prefix) if value == OFFICER_ACTIVE]
+        return [o.officer_key for o in self.get_officers() if o.zone_id == zone_id and o.is_active]
+
+    def get_proposals(self) -> list[ProposalRecord]:
+        """Every proposal, in id order."""
+        return [
+            ProposalRecord.from_store(key[len(PROPOSAL_PREFIX):], _decode_record(value, "proposal"))
+            for key, value in self.store.iterate(PROPOSAL_PREFIX)
+        ]
 
     def get_header(self, height: int) -> Header | None:
         raw = self.store.get(key_header(height))

@@ -58,7 +58,22 @@ holds the table of every code, class, parent and HTTP status).
     │   ├── UnknownZoneError             tx.unknown_zone
     │   ├── OfficerAlreadyActiveError    tx.officer_already_active
     │   ├── OfficerNotActiveError        tx.officer_not_active
-    │   └── TransactionTooLargeError     tx.too_large
+    │   ├── TransactionTooLargeError     tx.too_large
+    │   ├── ZoneRemovedError             tx.zone_removed       (the zone has left the alliance)
+    │   └── GovernanceError              gov.invalid           (DESIGN §12: proposals, approvals, keys)
+    │       ├── GovNotAdminError         gov.not_admin         (not the admin of an active zone)
+    │       ├── GovProposalUnknownError  gov.proposal_unknown
+    │       ├── GovProposalExpiredError  gov.proposal_expired
+    │       ├── GovProposalClosedError   gov.proposal_closed   (executed already)
+    │       ├── GovAlreadyApprovedError  gov.already_approved
+    │       ├── GovExpiryError           gov.expiry_invalid
+    │       ├── GovZoneExistsError       gov.zone_exists       (a zone id is never reused)
+    │       ├── GovDuplicateKeyError     gov.duplicate_key     (a key serves one role of one zone, ever)
+    │       ├── GovPossessionError       gov.possession_invalid
+    │       ├── GovTooFewValidatorsError gov.too_few_validators
+    │       ├── GovAuditorExistsError    gov.auditor_exists
+    │       ├── GovAuditorUnknownError   gov.auditor_unknown
+    │       └── GovParamsError           gov.params_invalid
     ├── ProofError                       proof.invalid
     │   ├── InclusionProofError          proof.inclusion_invalid
     │   ├── ConsistencyProofError        proof.consistency_invalid
@@ -460,6 +475,81 @@ class OfficerNotActiveError(TransactionError):
 class TransactionTooLargeError(TransactionError):
     code = "tx.too_large"
     title = "Transaction too large"
+
+
+class ZoneRemovedError(TransactionError):
+    code = "tx.zone_removed"
+    title = "The zone has left the alliance"
+
+
+class GovernanceError(TransactionError):
+    code = "gov.invalid"
+    title = "Governance transaction refused"
+
+
+class GovNotAdminError(GovernanceError):
+    code = "gov.not_admin"
+    title = "Signer is not the admin of an active zone"
+
+
+class GovProposalUnknownError(GovernanceError):
+    code = "gov.proposal_unknown"
+    title = "No such proposal"
+
+
+class GovProposalExpiredError(GovernanceError):
+    code = "gov.proposal_expired"
+    title = "Proposal has expired"
+
+
+class GovProposalClosedError(GovernanceError):
+    code = "gov.proposal_closed"
+    title = "Proposal was executed already"
+
+
+class GovAlreadyApprovedError(GovernanceError):
+    code = "gov.already_approved"
+    title = "Zone has approved this proposal already"
+
+
+class GovExpiryError(GovernanceError):
+    code = "gov.expiry_invalid"
+    title = "Proposal expiry height out of range"
+
+
+class GovZoneExistsError(GovernanceError):
+    code = "gov.zone_exists"
+    title = "Zone id is taken"
+
+
+class GovDuplicateKeyError(GovernanceError):
+    code = "gov.duplicate_key"
+    title = "Key is already in use"
+
+
+class GovPossessionError(GovernanceError):
+    code = "gov.possession_invalid"
+    title = "Proof of possession does not verify"
+
+
+class GovTooFewValidatorsError(GovernanceError):
+    code = "gov.too_few_validators"
+    title = "Change would leave fewer than 4 validators"
+
+
+class GovAuditorExistsError(GovernanceError):
+    code = "gov.auditor_exists"
+    title = "Key is an auditor already"
+
+
+class GovAuditorUnknownError(GovernanceError):
+    code = "gov.auditor_unknown"
+    title = "Key is not an auditor"
+
+
+class GovParamsError(GovernanceError):
+    code = "gov.params_invalid"
+    title = "Consensus setting out of range"
 
 
 # --- proofs ----------------------------------------------------------------

@@ -209,6 +209,7 @@ def _parse_genesis(value: Any) -> Genesis:
     if not isinstance(auditors_raw, list):
         raise GenesisError("auditors: expected a list")
     auditors = tuple(_hex_key(a, f"auditors[{i}]") for i, a in enumerate(auditors_raw))
+    validate_distinct_keys(zones, auditors)
     consensus = ConsensusParams.from_json(value.get("consensus", {}))
     return Genesis(
         chain_id=chain_id,
@@ -220,3 +221,20 @@ def _parse_genesis(value: Any) -> Genesis:
         genesis_hash=compute_genesis_hash(value),
         raw=value,
     )
+
+
+def validate_distinct_keys(zones: list[Zone], auditors: tuple[bytes, ...]) -> None:
+    """Every key serves one role of one zone (or one auditor): a signature then names
+    one party, and an officer's record (keyed by its key alone, DESIGN §12) one zone."""
+    seen: dict[bytes, str] = {}
+    roles = [
+        (key, f"{zone.zone_id} {role}")
+        for zone in zones
+        for key, role in ((zone.admin_key, "admin"), (zone.validator_key, "validator"),
+                          *((officer, "officer") for officer in zone.officers))
+    ]
+    roles += [(key, "auditor") for key in auditors]
+    for key, role in roles:
+        if key in seen:
+            raise GenesisError(f"key {key.hex()} serves twice: as {seen[key]} and as {role}")
+        seen[key] = role

@@ -31,6 +31,8 @@ PEER_DOMAIN = b"zoneledger/peer/v1\x00"
 PEER_HELLO_DOMAIN = b"zoneledger/peer-hello/v1\x00"
 STREAM_OPEN_DOMAIN = b"zoneledger/peer-stream-open/v1\x00"
 STREAM_ACCEPT_DOMAIN = b"zoneledger/peer-stream-accept/v1\x00"
+JOIN_DOMAIN = b"zoneledger/join/v1\x00"
+"""A new zone key's proof of possession (DESIGN §12)."""
 
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64

@@ -35,6 +35,7 @@ from ledger.errors import (
     UnknownKindError,
     WrongChainError,
 )
+from ledger.governance import Action, KeyChange, decode_action
 from ledger.keys import TX_DOMAIN, SigningKey, signing_bytes, verify_bytes
 from ledger.limits import (
     MAX_ATTACHMENTS,
@@ -75,6 +76,9 @@ KIND_DOC_AMEND = "doc.amend"
 KIND_DOC_REVOKE = "doc.revoke"
 KIND_OFFICER_REGISTER = "officer.register"
 KIND_OFFICER_REVOKE = "officer.revoke"
+KIND_GOV_PROPOSE = "gov.propose"
+KIND_GOV_APPROVE = "gov.approve"
+KIND_ZONE_ROTATE_KEYS = "zone.rotate_keys"
 
 STATUS_ACTIVE = "active"
 """A document's status in its state-tree value (DESIGN §6) from its issue on."""
@@ -323,10 +327,67 @@ class OfficerRevoke:
         return cls(expect_str(m["zone_id"], "body.zone_id"), expect_bytes(m["officer_key"], "body.officer_key", 32))
 
 
-Body = DocIssue | DocAmend | DocRevoke | OfficerRegister | OfficerRevoke
-BODY_TYPES: dict[str, type[DocIssue] | type[DocAmend] | type[DocRevoke] | type[OfficerRegister] | type[OfficerRevoke]] = {
-    cls.KIND: cls for cls in (DocIssue, DocAmend, DocRevoke, OfficerRegister, OfficerRevoke)
+@dataclass(frozen=True, slots=True)
+class GovPropose:
+    """A zone admin proposes a change of the alliance; the proposer's approval counts."""
+
+    KIND: ClassVar[str] = KIND_GOV_PROPOSE
+    FIELDS: ClassVar[frozenset[str] | None] = frozenset({"action", "expires_height"})
+    action: Action
+    """What executes once enough admins approve."""
+    expires_height: int
+    """The last height at which an approval counts."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"action": self.action.to_wire(), "expires_height": self.expires_height}
+
+    @classmethod
+    def from_wire(cls, m: dict[str, Any]) -> GovPropose:
+        return cls(decode_action(m["action"]), expect_int(m["expires_height"], "body.expires_height"))
+
+
+@dataclass(frozen=True, slots=True)
+class GovApprove:
+    """A zone admin approves an open proposal, named by its propose transaction's hash."""
+
+    KIND: ClassVar[str] = KIND_GOV_APPROVE
+    FIELDS: ClassVar[frozenset[str] | None] = frozenset({"proposal_id"})
+    proposal_id: bytes
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"proposal_id": self.proposal_id}
+
+    @classmethod
+    def from_wire(cls, m: dict[str, Any]) -> GovApprove:
+        return cls(expect_bytes(m["proposal_id"], "body.proposal_id", 32))
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneRotateKeys:
+    """A zone's current admin replaces its own keys (self-service rotation)."""
+
+    KIND: ClassVar[str] = KIND_ZONE_ROTATE_KEYS
+    FIELDS: ClassVar[frozenset[str] | None] = None  # optional keys: checked by KeyChange.parse
+    change: KeyChange
+
+    @property
+    def zone_id(self) -> str:
+        return self.change.zone_id
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.change.wire_fields()
+
+    @classmethod
+    def from_wire(cls, m: dict[str, Any]) -> ZoneRotateKeys:
+        return cls(KeyChange.parse(m, "body", frozenset({"zone_id", "possession"})))
+
+
+Body = DocIssue | DocAmend | DocRevoke | OfficerRegister | OfficerRevoke | GovPropose | GovApprove | ZoneRotateKeys
+BODY_TYPES: dict[str, Any] = {
+    cls.KIND: cls
+    for cls in (DocIssue, DocAmend, DocRevoke, OfficerRegister, OfficerRevoke, GovPropose, GovApprove, ZoneRotateKeys)
 }
+GOVERNANCE_KINDS = frozenset({KIND_GOV_PROPOSE, KIND_GOV_APPROVE, KIND_ZONE_ROTATE_KEYS})
 DOCUMENT_KINDS = frozenset({KIND_DOC_ISSUE, KIND_DOC_AMEND, KIND_DOC_REVOKE})
 KINDS_WITH_CONTENT = frozenset({KIND_DOC_ISSUE, KIND_DOC_AMEND})
 

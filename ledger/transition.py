@@ -28,8 +28,6 @@ from ledger.blocks import (
 )
 from ledger.chain import (
     KEY_HEAD,
-    OFFICER_ACTIVE,
-    OFFICER_REVOKED,
     Chain,
     DocRecord,
     HistoryEntry,
@@ -47,7 +45,6 @@ from ledger.chain import (
     key_header,
     key_history,
     key_number,
-    key_officer,
     key_tx,
     pack_record,
 )
@@ -70,25 +67,35 @@ from ledger.errors import (
     LogRootMismatchError,
     LogSizeMismatchError,
     MalformedTransactionError,
-    NotOfficerOfZoneError,
-    NotZoneAdminError,
-    OfficerAlreadyActiveError,
-    OfficerNotActiveError,
-    OfficerRevokedError,
     ReplayedTransactionError,
     StaleRevocationHashError,
     StaleSupersedesError,
     StateRootMismatchError,
     TxCountMismatchError,
     UnknownDocTypeError,
-    UnknownZoneError,
     ValidatorsHashMismatchError,
     WrongHeightError,
     WrongPrevHashError,
     WrongProposerError,
 )
-from ledger.keys import is_valid_public_key
+from ledger.genesis import compute_validators_hash
+from ledger.governance_rules import (
+    apply_expiries,
+    apply_gov_approve,
+    apply_gov_propose,
+    apply_key_change,
+    apply_officer_register,
+    apply_officer_revoke,
+    check_gov_approve,
+    check_gov_propose,
+    check_officer_register,
+    check_officer_revoke,
+    check_zone_rotate_keys,
+    validate_no_content,
+    validate_officer_of_zone,
+)
 from ledger.limits import MAX_DOCUMENT_BYTES
+from ledger.membership import SetChange, put_validators
 from ledger.merkle import MerkleLog
 from ledger.store import Overlay, WriteBatch
 from ledger.transactions import (
@@ -99,8 +106,11 @@ from ledger.transactions import (
     DocIssue,
     DocRevoke,
     Envelope,
+    GovApprove,
+    GovPropose,
     OfficerRegister,
     OfficerRevoke,
+    ZoneRotateKeys,
     doc_id_parts,
     get_verified_envelope,
     remember_verified_envelope,
@@ -124,6 +134,10 @@ class BlockContext:
     the block carries them, were checked in full beforehand (the auditor's workers)."""
     seen_tx: set[bytes] = field(default_factory=set)
     changed_docs: dict[str, DocRecord] = field(default_factory=dict)
+    changed_state: dict[bytes, bytes] = field(default_factory=dict)
+    """State-tree entries of membership records (zones, officers, proposals) changed."""
+    membership_changed: bool = False
+    """A zone, the auditors or the consensus settings changed: the chain rereads them."""
     locations: list[TxLocation] = field(default_factory=list)
     view: LedgerView = field(init=False)
     log: MerkleLog = field(init=False)
@@ -132,6 +146,7 @@ class BlockContext:
         overlay = Overlay(self.chain.store, self.batch)
         self.view = LedgerView(overlay, self.chain.genesis)
         self.log = self.chain.log(overlay)
+        apply_expiries(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +163,10 @@ class ExecutedBlock:
     """Log root after the block."""
     state_root: bytes
     """State root after the block."""
+    set_change: SetChange | None
+    """The validator set this block hands to the height after next, if it changes it."""
+    membership_changed: bool
+    """Whether the block changed any zone, the auditors or the consensus settings."""
     tx_hashes: tuple[bytes, ...]
     """Its transactions, in order."""
     content_hashes: tuple[bytes | None, ...]
@@ -177,23 +196,24 @@ def validate_header(
             f"header.prev_hash: expected {chain.head_hash.hex()}, got {header.prev_hash.hex()}",
             expected=chain.head_hash, found=header.prev_hash,
         )
-    n = len(chain.validators)
-    expected_proposer = compute_proposer(header.height, header.round, n)
+    validators = chain.validators_for(header.height)
+    expected_proposer = compute_proposer(header.height, header.round, len(validators))
     if header.proposer != expected_proposer:
         raise WrongProposerError(
             f"header.proposer: expected validator {expected_proposer} for round {header.round}, got {header.proposer}",
             expected=expected_proposer, found=header.proposer,
         )
-    validators_hash = genesis.validators_hash
+    validators_hash = compute_validators_hash(validators)
     if header.validators_hash != validators_hash:
         raise ValidatorsHashMismatchError(
             f"header.validators_hash: expected {validators_hash.hex()}, got {header.validators_hash.hex()}",
             expected=validators_hash, found=header.validators_hash,
         )
-    if header.next_validators_hash != validators_hash:
+    next_hash = compute_validators_hash(chain.validators_for(header.height + 1))
+    if header.next_validators_hash != next_hash:
         raise ValidatorsHashMismatchError(
-            f"header.next_validators_hash: expected {validators_hash.hex()}, got {header.next_validators_hash.hex()}",
-            expected=validators_hash, found=header.next_validators_hash,
+            f"header.next_validators_hash: expected {next_hash.hex()}, got {header.next_validators_hash.hex()}",
+            expected=next_hash, found=header.next_validators_hash,
         )
     validate_block_time_order(chain, header)
     if header.tx_count != tx_count:
@@ -236,7 +256,7 @@ def validate_last_commit(
             validate_commit(
                 last_commit,
                 chain_id=chain.genesis.chain_id,
-                validators=chain.validators,
+                validators=chain.validators_for(header.height - 1),
                 height=header.height - 1,
                 block_hash=header.prev_hash,
                 verified=verified_precommits,
@@ -262,26 +282,6 @@ def validate_not_replayed(ctx: BlockContext, envelope: Envelope) -> None:
         raise ReplayedTransactionError(
             f"transaction {envelope.tx_hash.hex()} was committed at height {location.height}"
         )
-
-
-def validate_officer_of_zone(ctx: BlockContext, signer: bytes, zone_id: str) -> None:
-    """The signer is an active officer of ``zone_id``."""
-    if ctx.chain.genesis.zone(zone_id) is None:
-        raise UnknownZoneError(f"expected a member zone, got {bounded_repr(zone_id)}")
-    status = ctx.view.get_officer_status(zone_id, signer)
-    if status == OFFICER_ACTIVE:
-        return
-    if status == OFFICER_REVOKED:
-        raise OfficerRevokedError(f"officer {signer.hex()} of {zone_id} was revoked")
-    raise NotOfficerOfZoneError(f"expected an officer of {zone_id}, got key {signer.hex()}")
-
-
-def validate_zone_admin(ctx: BlockContext, signer: bytes, zone_id: str) -> None:
-    zone = ctx.chain.genesis.zone(zone_id)
-    if zone is None:
-        raise UnknownZoneError(f"expected a member zone, got {bounded_repr(zone_id)}")
-    if signer != zone.admin_key:
-        raise NotZoneAdminError(f"expected the admin key of {zone_id}, got {signer.hex()}")
 
 
 def validate_content(
@@ -377,27 +377,6 @@ def check_doc_revoke(ctx: BlockContext, envelope: Envelope, body: DocRevoke, con
     return record
 
 
-def check_officer_register(ctx: BlockContext, envelope: Envelope, body: OfficerRegister, content: bytes | None) -> None:
-    validate_zone_admin(ctx, envelope.tx.signer, body.zone_id)
-    if not is_valid_public_key(body.officer_key):
-        raise MalformedTransactionError(f"officer_key: expected an Ed25519 public key, got {body.officer_key.hex()}")
-    status = ctx.view.get_officer_status(body.zone_id, body.officer_key)
-    if status == OFFICER_ACTIVE:
-        raise OfficerAlreadyActiveError(f"officer {body.officer_key.hex()} is already active in {body.zone_id}")
-    if status == OFFICER_REVOKED:
-        raise OfficerRevokedError(f"officer {body.officer_key.hex()} was revoked in {body.zone_id} and stays revoked")
-    if content is not None:
-        raise MalformedTransactionError("documents: expected no content beside an officer transaction")
-
-
-def check_officer_revoke(ctx: BlockContext, envelope: Envelope, body: OfficerRevoke, content: bytes | None) -> None:
-    validate_zone_admin(ctx, envelope.tx.signer, body.zone_id)
-    if ctx.view.get_officer_status(body.zone_id, body.officer_key) != OFFICER_ACTIVE:
-        raise OfficerNotActiveError(f"officer {body.officer_key.hex()} is not active in {body.zone_id}")
-    if content is not None:
-        raise MalformedTransactionError("documents: expected no content beside an officer transaction")
-
-
 # --- execution -------------------------------------------------------------
 
 
@@ -468,18 +447,48 @@ def apply_transaction(
             current.history_len + 1, body.reason,
         )
         _write_doc_version(ctx, index, record, envelope, None, (), entry_log_index=log_index)
-    elif isinstance(body, OfficerRegister):
-        check_officer_register(ctx, envelope, body, content)
-        ctx.batch.put(key_officer(body.zone_id, body.officer_key), OFFICER_ACTIVE)
     else:
-        check_officer_revoke(ctx, envelope, body, content)
-        ctx.batch.put(key_officer(body.zone_id, body.officer_key), OFFICER_REVOKED)
+        validate_no_content(content, envelope.tx.kind)
+        apply_membership_transaction(ctx, envelope)
     appended = ctx.log.append(ctx.batch, tx_bytes)
     location = TxLocation(ctx.height, index, appended)
     ctx.batch.put(key_tx(envelope.tx_hash), encode_location(location))
     ctx.seen_tx.add(envelope.tx_hash)
     ctx.locations.append(location)
     return envelope
+
+
+def apply_membership_transaction(ctx: BlockContext, envelope: Envelope) -> None:
+    """Officer and governance transactions (DESIGN §12), each checked, then applied."""
+    body = envelope.tx.body
+    if isinstance(body, OfficerRegister):
+        check_officer_register(ctx, envelope, body)
+        apply_officer_register(ctx, body)
+    elif isinstance(body, OfficerRevoke):
+        apply_officer_revoke(ctx, check_officer_revoke(ctx, envelope, body))
+    elif isinstance(body, GovPropose):
+        check_gov_propose(ctx, envelope, body)
+        apply_gov_propose(ctx, envelope, body)
+    elif isinstance(body, GovApprove):
+        apply_gov_approve(ctx, envelope, check_gov_approve(ctx, envelope, body))
+    elif isinstance(body, ZoneRotateKeys):
+        check_zone_rotate_keys(ctx, envelope, body)
+        apply_key_change(ctx, body.change)
+    else:  # pragma: no cover - decoding admits no other body
+        raise MalformedTransactionError(f"tx.kind: {envelope.tx.kind} has no rule")
+
+
+def compute_set_change(ctx: BlockContext) -> SetChange | None:
+    """The set this block hands to height + 2, when its changes change the set; written
+    into the batch. Header height + 1 will carry its hash as ``next_validators_hash``."""
+    if not ctx.membership_changed:
+        return None
+    validators = ctx.view.compute_active_validators()
+    if validators == ctx.chain.validators_for(ctx.height + 1):
+        return None
+    change = SetChange(ctx.height + 2, validators)
+    put_validators(ctx.batch, change)
+    return change
 
 
 def compute_valid_signatures(txs: Iterable[bytes], verified: frozenset[bytes]) -> frozenset[bytes]:
@@ -538,11 +547,12 @@ def compute_content_hash(envelope: Envelope) -> bytes | None:
 
 
 def compute_state_root(ctx: BlockContext) -> bytes:
-    """Fold the block's changed documents into the state tree (one batched update)."""
+    """Fold the block's changed documents and records into the state tree (one batched update)."""
     tree = ctx.chain.state_tree(Overlay(ctx.chain.store, ctx.batch))
-    if not ctx.changed_docs:
+    if not ctx.changed_docs and not ctx.changed_state:
         return tree.root()
     updates = {H(doc_id.encode("utf-8")): record.state_value() for doc_id, record in ctx.changed_docs.items()}
+    updates.update(ctx.changed_state)
     return tree.update(ctx.batch, updates)
 
 
@@ -599,7 +609,10 @@ def execute_block(
     log_root = ctx.log.root()
     state_root = compute_state_root(ctx)
     validate_roots(header, log_size, log_root, state_root)
-    return ExecutedBlock(block, ctx.batch, log_size, log_root, state_root, tuple(hashes), tuple(content_hashes))
+    return ExecutedBlock(
+        block, ctx.batch, log_size, log_root, state_root, compute_set_change(ctx), ctx.membership_changed,
+        tuple(hashes), tuple(content_hashes),
+    )
 
 
 def commit_block(
@@ -611,7 +624,7 @@ def commit_block(
     header = block.header
     block_hash = header.block_hash
     validate_commit(
-        commit, chain_id=chain.genesis.chain_id, validators=chain.validators, height=header.height,
+        commit, chain_id=chain.genesis.chain_id, validators=chain.validators_for(header.height), height=header.height,
         block_hash=block_hash, verified=verified_precommits,
     )
     batch = executed.batch
@@ -626,6 +639,8 @@ def commit_block(
     chain.height = header.height
     chain.head_hash = block_hash
     chain.head_header = header
+    if executed.membership_changed:
+        chain.load_membership()
 
 
 def apply_block(
@@ -659,7 +674,7 @@ def build_block(
     max_bytes: int | None = None,
 ) -> tuple[ExecutedBlock, list[Rejected]]:
     """The proposer's side: run candidates in order, keep the valid ones, fill in the header."""
-    params = chain.genesis.consensus
+    params = chain.consensus
     limit_txs = max_txs or params.max_block_txs
     limit_bytes = max_bytes or params.max_block_bytes
     height = chain.height + 1
@@ -686,24 +701,25 @@ def build_block(
         content_hashes.append(compute_content_hash(envelope))
         docs.append(content)
         size += item_size
-    validators_hash = chain.genesis.validators_hash
+    validators = chain.validators_for(height)
     header = Header(
         chain_id=chain.genesis.chain_id,
         height=height,
         round=round_,
         time_ms=time_ms,
         prev_hash=chain.head_hash,
-        proposer=compute_proposer(height, round_, len(chain.validators)),
+        proposer=compute_proposer(height, round_, len(validators)),
         tx_count=len(txs),
         log_size=ctx.log.size,
         log_root=ctx.log.root(),
         state_root=compute_state_root(ctx),
-        validators_hash=validators_hash,
-        next_validators_hash=validators_hash,
+        validators_hash=compute_validators_hash(validators),
+        next_validators_hash=compute_validators_hash(chain.validators_for(height + 1)),
         last_commit_hash=compute_last_commit_hash(last_commit),
     )
     block = Block(header, last_commit, tuple(txs), tuple(docs))
     executed = ExecutedBlock(
-        block, ctx.batch, header.log_size, header.log_root, header.state_root, tuple(hashes), tuple(content_hashes)
+        block, ctx.batch, header.log_size, header.log_root, header.state_root, compute_set_change(ctx),
+        ctx.membership_changed, tuple(hashes), tuple(content_hashes),
     )
     return executed, rejected

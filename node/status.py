@@ -28,16 +28,17 @@ def compute_status(
         "time_ms": header.time_ms if header else None,
         "round": round_,
         "consensus_height": consensus_height,
-        "validators": len(genesis.validators),
+        "validators": len(chain.validators),
         "mempool_size": mempool_size,
         "log_size": header.log_size if header else 0,
         "node": node,
         "zones": [
             {
-                "zone_id": z.zone_id, "name": z.name, "country": z.country,
+                "zone_id": z.zone_id, "name": z.name, "country": z.country, "status": z.status,
+                "since_height": z.since_height,
                 "officers": [key.hex() for key in chain.get_active_officers(z.zone_id)],
             }
-            for z in genesis.zones
+            for z in chain.get_members()
         ],
         "peers": peers,
     }

@@ -20,6 +20,7 @@ from ledger.chain import Chain
 from ledger.documents import NUMBER_FIELDS
 from ledger.encoding import compute_doc_hash, jcs
 from ledger.genesis import Genesis
+from ledger.governance import Action, KeyChange, Possession, ZoneAdd
 from ledger.keys import SigningKey
 from ledger.store import KVStore, MemoryStore
 from ledger.transactions import (
@@ -28,9 +29,12 @@ from ledger.transactions import (
     DocIssue,
     DocRevoke,
     Envelope,
+    GovApprove,
+    GovPropose,
     OfficerRegister,
     OfficerRevoke,
     Transaction,
+    ZoneRotateKeys,
 )
 from ledger.transition import ExecutedBlock, build_block, commit_block
 
@@ -136,6 +140,18 @@ class Alliance:
     officer_keys: dict[str, SigningKey]
     auditor_keys: list[SigningKey] = field(default_factory=list)
     nonce: int = 1_700_000_000_000
+    known_keys: dict[bytes, SigningKey] = field(default_factory=dict)
+    """Every key this alliance ever made, by public key: validators that joined or
+    rotated later sign with theirs."""
+
+    def __post_init__(self) -> None:
+        for key in (*self.validator_keys, *self.admin_keys.values(), *self.officer_keys.values(), *self.auditor_keys):
+            self.known_keys[key.public] = key
+
+    def make_key(self, label: str) -> SigningKey:
+        key = SigningKey.from_label(f"zoneledger test {label}")
+        self.known_keys[key.public] = key
+        return key
 
     def next_nonce(self) -> int:
         self.nonce += 1
@@ -175,15 +191,55 @@ class Alliance:
     def revoke_officer(self, zone_id: str, officer: bytes) -> Envelope:
         return self.sign(self.admin_keys[zone_id], OfficerRevoke(zone_id, officer))
 
+    # --- governance ---------------------------------------------------------
+
+    def zone_add(self, zone_id: str, name: str, country: str) -> ZoneAdd:
+        """A join request for a new zone, with fresh keys (kept here) and their possession proof."""
+        admin, validator = self.make_key(f"admin {zone_id}"), self.make_key(f"validator {zone_id}")
+        self.admin_keys[zone_id] = admin
+        possession = Possession.sign(
+            self.genesis.chain_id, zone_id, admin.public, validator.public, new_admin=admin, new_validator=validator
+        )
+        return ZoneAdd(zone_id, name, country, admin.public, validator.public, possession)
+
+    def key_change(self, chain: Chain, zone_id: str, *, admin: bool = False, validator: bool = False, tag: str = "2") -> KeyChange:
+        """New keys for ``zone_id`` (made here) with their possession proof."""
+        zone = chain.get_zone(zone_id)
+        assert zone is not None
+        new_admin = self.make_key(f"admin {zone_id} {tag}") if admin else None
+        new_validator = self.make_key(f"validator {zone_id} {tag}") if validator else None
+        possession = Possession.sign(
+            self.genesis.chain_id, zone_id, new_admin.public if new_admin else zone.admin_key,
+            new_validator.public if new_validator else zone.validator_key,
+            new_admin=new_admin, new_validator=new_validator,
+        )
+        return KeyChange(
+            zone_id, new_admin.public if new_admin else None, new_validator.public if new_validator else None, possession
+        )
+
+    def gov_propose(self, zone_id: str, action: Action, expires_height: int = 1000) -> Envelope:
+        return self.sign(self.admin_keys[zone_id], GovPropose(action, expires_height))
+
+    def gov_approve(self, zone_id: str, proposal_id: bytes) -> Envelope:
+        return self.sign(self.admin_keys[zone_id], GovApprove(proposal_id))
+
+    def rotate_keys(self, zone_id: str, change: KeyChange) -> Envelope:
+        envelope = self.sign(self.admin_keys[zone_id], ZoneRotateKeys(change))
+        if change.admin_key is not None:
+            self.admin_keys[zone_id] = self.known_keys[change.admin_key]
+        return envelope
+
     # --- blocks -------------------------------------------------------------
 
-    def certify(self, header_hash: bytes, height: int, round_: int, signers: list[int] | None = None) -> CommitCertificate:
-        """A commit certificate signed by ``signers`` (default: every validator)."""
-        chosen = range(len(self.validator_keys)) if signers is None else signers
-        votes = [
-            Vote(self.genesis.chain_id, PRECOMMIT, height, round_, header_hash, i).sign(self.validator_keys[i])
-            for i in chosen
-        ]
+    def certify(
+        self, header_hash: bytes, height: int, round_: int, signers: list[int] | None = None, *,
+        validators: Sequence[bytes] | None = None,
+    ) -> CommitCertificate:
+        """A commit certificate signed by ``signers`` (default: every validator) of
+        ``validators`` (default: the genesis set)."""
+        keys = [self.known_keys[v] for v in validators] if validators is not None else self.validator_keys
+        chosen = range(len(keys)) if signers is None else signers
+        votes = [Vote(self.genesis.chain_id, PRECOMMIT, height, round_, header_hash, i).sign(keys[i]) for i in chosen]
         return build_commit(votes)
 
     def propose(
@@ -204,7 +260,8 @@ class Alliance:
         """Build, certify and commit the next block."""
         executed = self.propose(chain, entries, **kwargs)
         block = executed.block
-        commit_block(chain, executed, self.certify(block.block_hash, block.height, block.header.round))
+        validators = chain.validators_for(block.height)
+        commit_block(chain, executed, self.certify(block.block_hash, block.height, block.header.round, validators=validators))
         return block
 
 

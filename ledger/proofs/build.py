@@ -16,7 +16,9 @@ from typing import Any
 from ledger.chain import Chain, HistoryEntry
 from ledger.encoding import H
 from ledger.errors import NotFoundError, StoreCorruptError
+from ledger.governance import compute_officer_state_key, compute_zone_state_key
 from ledger.proofs.bundle import FORMAT, MATCH_ATTACHMENT, MATCH_DOCUMENT
+from ledger.transactions import Envelope, doc_id_parts
 
 
 def _get_tx_bytes(chain: Chain, entry: HistoryEntry, blocks: dict[int, tuple[bytes, ...]]) -> bytes:
@@ -33,6 +35,38 @@ def _get_tx_bytes(chain: Chain, entry: HistoryEntry, blocks: dict[int, tuple[byt
     if not 0 <= location.index < len(txs) or H(txs[location.index]) != entry.tx_hash:
         raise StoreCorruptError(f"expected transaction {entry.tx_hash.hex()} at {location}, got another")
     return txs[location.index]
+
+
+def build_validator_history(chain: Chain, height: int) -> list[dict[str, Any]]:
+    """``validator_history`` (DESIGN §12) for a header at ``height``: for each change of
+    the set that governs a height up to ``height``, the header that announced it (c + 1),
+    that header's certificate and the new set, oldest first."""
+    entries = []
+    for change in chain.validator_history[1:]:
+        if change.from_height > height:
+            break
+        announcing = change.from_height - 1
+        header = chain.get_header(announcing)
+        commit = chain.get_commit(announcing)
+        if header is None or commit is None:
+            raise StoreCorruptError(f"expected header and certificate {announcing} (a change of the set), got none")
+        entries.append({
+            "header": header.encode().hex(), "commit": commit.to_json(), "validators": [v.hex() for v in change.validators],
+        })
+    return entries
+
+
+def build_issuer(chain: Chain, signer: bytes, zone_id: str) -> dict[str, Any]:
+    """``issuer`` (DESIGN §12): the signing officer's and its zone's records with their proofs."""
+    tree = chain.state_tree()
+    officer_key, zone_key = compute_officer_state_key(signer), compute_zone_state_key(zone_id)
+    officer_record, zone_record = tree.get(officer_key), tree.get(zone_key)
+    if officer_record is None or zone_record is None:
+        raise StoreCorruptError(f"expected the records of officer {signer.hex()} and zone {zone_id}, got none")
+    return {
+        "officer_record": officer_record.hex(), "officer_proof": tree.prove(officer_key).to_json(),
+        "zone_record": zone_record.hex(), "zone_proof": tree.prove(zone_key).to_json(),
+    }
 
 
 def build_bundle(chain: Chain, doc_id: str) -> dict[str, Any]:
@@ -79,11 +113,13 @@ def build_bundle(chain: Chain, doc_id: str) -> dict[str, Any]:
         "header": header.encode().hex(),
         "header_fields": header.to_json(),
         "commit": commit.to_json(),
-        "validators": [v.hex() for v in chain.genesis.validators],
+        "validators": [v.hex() for v in chain.validators_for(header.height)],
         "inclusion_proof": [p.hex() for p in log.inclusion_proof(record.log_index, size)],
         "state_value": state_value.hex(),
         "state_proof": tree.prove(key).to_json(),
         "history": history,
+        "validator_history": build_validator_history(chain, header.height),
+        "issuer": build_issuer(chain, Envelope.decode(current).tx.signer, doc_id_parts(doc_id)[0]),
     }
 
 

@@ -17,7 +17,17 @@ from typing import Any
 from ledger.blocks import CommitCertificate, Header
 from ledger.errors import BundleHeaderError, BundleMalformedError, LedgerError
 from ledger.genesis import Genesis
-from ledger.proofs.bundle import HISTORY_FIELDS, MAX_HISTORY, MAX_PROOF_HASHES
+from ledger.proofs.bundle import (
+    FORMAT_V1,
+    HISTORY_FIELDS,
+    ISSUER_FIELDS,
+    MAX_HISTORY,
+    MAX_PROOF_HASHES,
+    MAX_SET_CHANGES,
+    MAX_VALIDATORS,
+    SET_CHANGE_FIELDS,
+)
+from ledger.smt import StateProof
 from ledger.transactions import KIND_DOC_AMEND, KIND_DOC_ISSUE, DocAmend, DocIssue, DocRevoke, Envelope
 
 
@@ -66,6 +76,47 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class SetChangeEntry:
+    """One parsed ``validator_history`` entry: the header that announces a new set, its
+    certificate, and the set."""
+
+    header_bytes: bytes
+    header: Header
+    commit: CommitCertificate
+    validators: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerRecords:
+    """The parsed ``issuer``: the signing officer's record and its zone's, each with its proof."""
+
+    officer_record: bytes
+    officer_proof: StateProof
+    zone_record: bytes
+    zone_proof: StateProof
+
+
+def parse_validators(value: Any, what: str) -> tuple[bytes, ...]:
+    if type(value) is not list or not 0 < len(value) <= MAX_VALIDATORS:
+        raise BundleMalformedError(f"{what}: expected a list of 1 to {MAX_VALIDATORS} keys")
+    return tuple(parse_hex(item, f"{what}[{i}]", 32) for i, item in enumerate(value))
+
+
+def parse_header(data: bytes, what: str) -> Header:
+    try:
+        return Header.decode(data)
+    except LedgerError as exc:
+        raise BundleHeaderError(f"{what}: expected canonical header bytes, got: {exc}") from exc
+
+
+def parse_commit(value: Any, what: str) -> CommitCertificate:
+    try:
+        return CommitCertificate.from_json(value)
+    except LedgerError as exc:
+        raise BundleMalformedError(f"{what}: expected a commit certificate, got: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     """Which registered version the copy equals."""
 
@@ -86,6 +137,8 @@ class Evidence:
         self.raw = raw
         self.genesis = genesis
         self.match: Match | None = None
+        self.held: tuple[bytes, ...] | None = None
+        """The validator set the bundle's header is governed by, once the history was followed."""
 
     def get(self, name: str) -> Any:
         if type(self.raw) is not dict or name not in self.raw:
@@ -98,10 +151,41 @@ class Evidence:
 
     @cached_property
     def header(self) -> Header:
-        try:
-            return Header.decode(self.header_bytes)
-        except LedgerError as exc:
-            raise BundleHeaderError(f"header: expected canonical header bytes, got: {exc}") from exc
+        return parse_header(self.header_bytes, "header")
+
+    @property
+    def is_v1(self) -> bool:
+        return type(self.raw) is dict and self.raw.get("format") == FORMAT_V1
+
+    @cached_property
+    def validator_history(self) -> list[SetChangeEntry]:
+        """Empty for a ``/1`` bundle and for a checkpoint made before any change of the set."""
+        if self.is_v1 or (type(self.raw) is dict and "validator_history" not in self.raw and "format" not in self.raw):
+            return []
+        raw = self.get("validator_history")
+        if type(raw) is not list or len(raw) > MAX_SET_CHANGES:
+            raise BundleMalformedError(f"validator_history: expected a list of at most {MAX_SET_CHANGES} entries")
+        entries = []
+        for i, item in enumerate(raw):
+            where = f"validator_history[{i}]"
+            if type(item) is not dict or item.keys() != SET_CHANGE_FIELDS:
+                raise BundleMalformedError(f"{where}: expected exactly the fields {sorted(SET_CHANGE_FIELDS)}")
+            header_bytes = parse_hex(item["header"], f"{where}.header")
+            entries.append(SetChangeEntry(
+                header_bytes, parse_header(header_bytes, f"{where}.header"), parse_commit(item["commit"], f"{where}.commit"),
+                parse_validators(item["validators"], f"{where}.validators"),
+            ))
+        return entries
+
+    @cached_property
+    def issuer(self) -> IssuerRecords:
+        raw = self.get("issuer")
+        if type(raw) is not dict or raw.keys() != ISSUER_FIELDS:
+            raise BundleMalformedError(f"issuer: expected exactly the fields {sorted(ISSUER_FIELDS)}")
+        return IssuerRecords(
+            parse_hex(raw["officer_record"], "issuer.officer_record"), StateProof.from_json(raw["officer_proof"]),
+            parse_hex(raw["zone_record"], "issuer.zone_record"), StateProof.from_json(raw["zone_proof"]),
+        )
 
     @cached_property
     def commit(self) -> CommitCertificate:

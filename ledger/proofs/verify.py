@@ -29,11 +29,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.blocks import Header
+from ledger.encoding import decode_cb
 from ledger.errors import BundleHeaderError, BundleMalformedError, LedgerError
 from ledger.genesis import Genesis
+from ledger.governance import ZoneRecord
 from ledger.proofs.bundle import CHECKPOINT_FIELDS
 from ledger.proofs.evidence import Entry, Evidence, Match, parse_hex
 from ledger.proofs.rules import (
+    compute_held_validators,
+    compute_validator_names,
     validate_bundle_commit,
     validate_bundle_shape,
     validate_genesis,
@@ -276,6 +280,11 @@ def _with_facts(result: Verification, ev: Evidence) -> Verification:
     envelope = _try(lambda: ev.envelope)
     zone_id = _try(lambda: split_doc_id(body.doc_id)[0]) if body is not None else None
     zone = genesis.zone(zone_id) if isinstance(zone_id, str) else None
+    zone_name = zone.name if zone is not None else None
+    if not ev.is_v1:
+        record = _try(lambda: ZoneRecord.from_wire(decode_cb(ev.issuer.zone_record)))
+        if record is not None and record.zone_id == zone_id:
+            zone_name = record.name
     header = _try(lambda: ev.header)
     commit = _try(lambda: ev.commit)
     history: list[Entry] = _try(lambda: ev.history) or []
@@ -293,10 +302,12 @@ def _with_facts(result: Verification, ev: Evidence) -> Verification:
         ))
     issue = history[0].envelope.tx.body if history else None
     revocation = _try(lambda: ev.revocation)
+    held = _try(lambda: compute_held_validators(ev)) or genesis.validators
+    names = _try(lambda: compute_validator_names(ev)) or {z.validator_key: z.zone_id for z in genesis.zones}
     signers = tuple(
-        SigningValidator(s.validator, genesis.zones[s.validator].zone_id)
+        SigningValidator(s.validator, names.get(held[s.validator], f"validator {s.validator}"))
         for s in (commit.signatures if commit is not None else ())
-        if s.validator < len(genesis.zones)
+        if s.validator < len(held)
     )
     match = ev.match
     return Verification(
@@ -305,7 +316,7 @@ def _with_facts(result: Verification, ev: Evidence) -> Verification:
         doc_id=body.doc_id if body is not None else None,
         doc_type=issue.doc_type if isinstance(issue, DocIssue) else None,
         zone_id=zone_id if isinstance(zone_id, str) else None,
-        zone_name=zone.name if zone is not None else None,
+        zone_name=zone_name,
         signer=envelope.tx.signer.hex() if envelope is not None else None,
         signer_in_genesis=(envelope.tx.signer in zone.officers) if envelope is not None and zone else None,
         version=_try(lambda: len(ev.versions)),
@@ -323,8 +334,10 @@ def _with_facts(result: Verification, ev: Evidence) -> Verification:
 
 def verify_checkpoint(checkpoint: Any, genesis: Genesis) -> Header:
     """A node's ``/v1/checkpoint``: chain, validators, header and commit against genesis; its header."""
-    if type(checkpoint) is not dict or checkpoint.keys() != CHECKPOINT_FIELDS:
-        raise BundleMalformedError(f"expected a checkpoint with the fields {sorted(CHECKPOINT_FIELDS)}")
+    if type(checkpoint) is not dict or checkpoint.keys() - {"validator_history"} != CHECKPOINT_FIELDS:
+        raise BundleMalformedError(
+            f"expected a checkpoint with the fields {sorted(CHECKPOINT_FIELDS)} (and validator_history)"
+        )
     ev = Evidence(checkpoint, genesis)
     validate_genesis(ev)
     validate_validators(ev)

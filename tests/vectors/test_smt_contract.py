@@ -15,14 +15,17 @@ from ledger.store import MemoryStore, Overlay, WriteBatch
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
-CONTRACT: dict[str, Any] = json.loads((SHARED / "vectors" / "contract.json").read_text())
+CONTRACT: dict[str, Any] = json.loads((SHARED / "vectors" / "contract-governance.json").read_text())
 STATE = CONTRACT["state"]
 BUNDLE = CONTRACT["bundle"]
 ROOT = bytes.fromhex(STATE["root"])
 
 
 def contract_items() -> dict[bytes, bytes]:
-    return {H(entry["doc_id"].encode("utf-8")): bytes.fromhex(entry["value_cb"]) for entry in STATE["entries"]}
+    """The documents' entries and, beside them, the genesis zone and officer records."""
+    items = {H(entry["doc_id"].encode("utf-8")): bytes.fromhex(entry["value_cb"]) for entry in STATE["entries"]}
+    items.update({H(label.encode("utf-8")): bytes.fromhex(r["value_cb"]) for label, r in STATE["genesis_records"].items()})
+    return items
 
 
 def contract_tree() -> StateTree:

@@ -85,7 +85,9 @@ def built() -> Built:
 def test_bundle_has_exactly_the_design_fields_in_lowercase_hex(built: Built) -> None:
     bundle = build_bundle(built.chain, f"{TEDA}/PB-1")
     assert bundle.keys() == BUNDLE_FIELDS
-    assert bundle["format"] == "zoneledger-proof/1"
+    assert bundle["format"] == "zoneledger-proof/2"
+    assert bundle["validator_history"] == []  # no change of the set yet
+    assert bundle["issuer"].keys() == {"officer_record", "officer_proof", "zone_record", "zone_proof"}
     assert bundle["chain_id"] == built.alliance.genesis.chain_id
     assert bundle["document_hash"] == compute_doc_hash(built.versions[2]).hex()
     assert bundle["header_fields"]["height"] == built.chain.height == bundle["commit"]["height"]
@@ -206,7 +208,7 @@ def test_officer_registered_after_genesis_is_named_as_such() -> None:
     result = verify_bundle(build_bundle(chain, f"{TEDA}/LATE-1"), alliance.genesis,
                            copy_hash=compute_doc_hash(coo("LATE-1")))
     assert result.verdict == "valid" and result.signer_in_genesis is False
-    assert "registered after genesis" in result.checks[CHECK_CODES.index("issuer")].detail
+    assert "registered at height 1" in result.checks[CHECK_CODES.index("issuer")].detail
 
 
 class CountingStore(MemoryStore):

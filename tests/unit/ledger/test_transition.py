@@ -14,6 +14,7 @@ from ledger.blocks import Block, CommitCertificate
 from ledger.chain import Chain
 from ledger.encoding import H, compute_doc_hash, jcs
 from ledger.keys import SigningKey
+from ledger.membership import compute_genesis_records
 from ledger.merkle import merkle_root
 from ledger.smt import compute_root_naive
 from ledger.store import LevelDBStore, MemoryStore
@@ -101,7 +102,8 @@ def test_roots_recompute_from_scratch(alliance: Alliance, chafta: dict[str, Any]
     assert header is not None
     assert header.log_root == merkle_root(leaves)
     assert header.log_size == len(leaves) == 12
-    items = {}
+    zones, officers = compute_genesis_records(alliance.genesis)
+    items = {record.state_key: record.state_value() for record in (*zones, *officers)}
     for height in range(3):
         for i in range(4):
             record = chain.get_doc(f"{TEDA}/R-{height}-{i}")
