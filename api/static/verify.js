@@ -13,7 +13,11 @@
 import { decode, encode } from "./vendor/msgpack/index.mjs";
 import canonicalize from "./vendor/canonicalize/canonicalize.js";
 
-export const BUNDLE_FORMAT = "zoneledger-proof/1";
+export const BUNDLE_FORMAT = "zoneledger-proof/2";
+// Both formats are read: /1 (validators are genesis's) and /2 (DESIGN §12: /1 plus the
+// validator-set history since genesis and the issuing officer's and zone's records).
+export const BUNDLE_FORMATS = ["zoneledger-proof/1", "zoneledger-proof/2"];
+const MAX_SET_CHANGES = 10000;
 export const CHECK_CODES = [
   "genesis", "validators", "header", "commit", "inclusion",
   "signature", "issuer", "integrity", "history", "status",
@@ -450,7 +454,7 @@ export async function verifyBundle(bundle, { genesis, genesisHash }, copy = {}) 
   await run("commit", "Validators' signatures", () => validateCommitRule(bundle, genesis, s), ["header"]);
   await run("signature", "Officer's signature", () => validateSignatureRule(bundle, genesis, s), ["genesis"]);
   await run("inclusion", "In the ledger", () => validateInclusionRule(bundle, s), ["header", "txs"]);
-  await run("issuer", "Issuing zone", () => validateIssuerRule(genesis, s), ["txs"]);
+  await run("issuer", "Issuing zone", () => validateIssuerRule(bundle, genesis, s), ["txs", "header"]);
   await run("history", "History", () => validateHistoryRule(bundle, s), ["txs"]);
   await run("status", "Current status", () => validateStatusRule(bundle, s), ["header", "history"]);
   await run("integrity", "Your copy", () => validateIntegrityRule(bundle, copy, s), ["state"]);
@@ -466,7 +470,7 @@ export async function verifyBundle(bundle, { genesis, genesisHash }, copy = {}) 
 
 async function validateGenesisRule(bundle, genesis, genesisHash, s) {
   expectMap(bundle, "bundle");
-  if (bundle.format !== BUNDLE_FORMAT) fail(`bundle.format: expected ${BUNDLE_FORMAT}, got ${describe(bundle.format)}`);
+  if (!BUNDLE_FORMATS.includes(bundle.format)) fail(`bundle.format: expected one of ${BUNDLE_FORMATS.join(", ")}, got ${describe(bundle.format)}`);
   const computed = await computeGenesisHash(genesis);
   if (computed !== genesisHash) fail(`expected the pinned genesis ${short(genesisHash)}, got a genesis file hashing to ${short(computed)}`);
   if (bundle.genesis_hash !== genesisHash) fail(`expected the alliance's genesis ${short(genesisHash)}, got a proof for ${short(bundle.genesis_hash)}`);
@@ -475,21 +479,60 @@ async function validateGenesisRule(bundle, genesis, genesisHash, s) {
   return `The proof belongs to the alliance chain ${genesis.chain_id} (genesis ${short(genesisHash)}).`;
 }
 
-async function validateValidatorsRule(bundle, genesis, s) {
-  const expected = getValidatorKeys(genesis);
-  if (!Array.isArray(bundle.validators) || bundle.validators.join(",") !== expected.join(",")) {
-    fail(`expected the ${expected.length} validator keys of genesis, in order, got another list`);
+/** Follow validator_history from genesis's set (DESIGN §12): each entry's header is
+ * governed by the set held, certified by it, and announces the entry's set, then held. */
+async function computeHeldValidators(bundle, genesis) {
+  let held = getValidatorKeys(genesis);
+  let lastHeight = 0;
+  if (bundle.format === BUNDLE_FORMATS[0]) return { held, lastHeight, changes: 0 };
+  const history = bundle.validator_history;
+  if (!Array.isArray(history) || history.length > MAX_SET_CHANGES) fail(`validator_history: expected a list of at most ${MAX_SET_CHANGES} entries`);
+  for (const [i, entry] of history.entries()) {
+    const where = `validator_history[${i}]`;
+    expectMap(entry, where, ["commit", "header", "validators"]);
+    const bytes = hexToBytes(entry.header, `${where}.header`);
+    const header = decodeHeader(bytes);
+    if (header.chain_id !== genesis.chain_id) fail(`${where}.header.chain_id: expected ${genesis.chain_id}, got ${header.chain_id}`);
+    if (header.height <= lastHeight) fail(`${where}.header.height: expected above ${lastHeight}, got ${header.height}`);
+    if (!isEqualBytes(header.validators_hash, await computeValidatorsHash(held))) {
+      fail(`${where}.header.validators_hash: expected the set held, got another: a change of the set is missing before this entry`);
+    }
+    await validateCommit(entry.commit, {
+      chainId: genesis.chain_id, validators: held, height: header.height, round: undefined, blockHash: await sha256(bytes),
+    });
+    if (isEqualBytes(header.next_validators_hash, header.validators_hash)) fail(`${where}.header: expected a header announcing a new set, got one that keeps it`);
+    if (!Array.isArray(entry.validators) || entry.validators.length === 0 || entry.validators.length > 1000) fail(`${where}.validators: expected a list of keys`);
+    entry.validators.forEach((k, j) => hexToBytes(k, `${where}.validators[${j}]`, 32));
+    if (!isEqualBytes(header.next_validators_hash, await computeValidatorsHash(entry.validators))) {
+      fail(`${where}.validators: expected the set whose hash header ${header.height} announces`);
+    }
+    held = entry.validators;
+    lastHeight = header.height;
   }
-  s.validatorsHash = await computeValidatorsHash(expected);
-  s.validators = expected;
-  return `The ${expected.length} validators are the member zones named in genesis.`;
+  return { held, lastHeight, changes: history.length };
+}
+
+async function validateValidatorsRule(bundle, genesis, s) {
+  const { held, lastHeight, changes } = await computeHeldValidators(bundle, genesis);
+  if (!Array.isArray(bundle.validators) || bundle.validators.join(",") !== held.join(",")) {
+    fail(changes === 0
+      ? `expected the ${held.length} validator keys of genesis, in order, got another list`
+      : `expected the ${held.length} validator keys the validator history leads to, in order, got another list`);
+  }
+  s.validatorsHash = await computeValidatorsHash(held);
+  s.validators = held;
+  s.lastChangeHeight = lastHeight;
+  return changes === 0
+    ? `The ${held.length} validators are the member zones named in genesis.`
+    : `The ${held.length} validators are genesis's set after ${changes} change(s) of membership, each certified by the set before it.`;
 }
 
 async function validateHeaderRule(bundle, genesis, s) {
   const bytes = hexToBytes(bundle.header, "header");
   const header = decodeHeader(bytes);
   if (header.chain_id !== genesis.chain_id) fail(`header.chain_id: expected ${genesis.chain_id}, got ${header.chain_id}`);
-  if (!isEqualBytes(header.validators_hash, s.validatorsHash)) fail("header.validators_hash: expected the hash of genesis's validator set, got another");
+  if (!isEqualBytes(header.validators_hash, s.validatorsHash)) fail("header.validators_hash: expected the hash of the validator set held, got another");
+  if (header.height <= s.lastChangeHeight) fail(`header.height: expected above ${s.lastChangeHeight} (the last change announced), got ${header.height}`);
   if (bundle.header_fields !== undefined) {
     const shown = headerToJson(header);
     for (const [name, value] of Object.entries(bundle.header_fields)) {
@@ -541,8 +584,35 @@ async function validateInclusionRule(bundle, s) {
   return `Recorded at position ${s.current.logIndex} of the ledger's log of ${header.log_size} entries.`;
 }
 
-async function validateIssuerRule(genesis, s) {
+const ZONE_RECORD_FIELDS = ["admin_key", "country", "name", "since_height", "status", "validator_key", "zone_id"];
+
+/** /2: the signing officer's record and its zone's, each proven against the header's state root. */
+async function validateIssuerRecords(bundle, zoneId, s) {
+  expectMap(bundle.issuer, "issuer", ["officer_proof", "officer_record", "zone_proof", "zone_record"]);
+  const signer = bytesToHex(s.current.signer);
+  const officerBytes = hexToBytes(bundle.issuer.officer_record, "issuer.officer_record");
+  const zoneBytes = hexToBytes(bundle.issuer.zone_record, "issuer.zone_record");
+  const officer = expectMap(decodeCanonical(officerBytes, "issuer.officer_record"), "issuer.officer_record",
+    ["registered_height", "revoked_height", "zone_id"]);
+  const zone = expectMap(decodeCanonical(zoneBytes, "issuer.zone_record"), "issuer.zone_record", ZONE_RECORD_FIELDS);
+  const encoder = new TextEncoder();
+  await validateStatePresence(await sha256(encoder.encode(`officer:${signer}`)), officerBytes, bundle.issuer.officer_proof, s.header.state_root);
+  await validateStatePresence(await sha256(encoder.encode(`zone:${zoneId}`)), zoneBytes, bundle.issuer.zone_proof, s.header.state_root);
+  if (officer.zone_id !== zoneId) fail(`issuer.officer_record.zone_id: expected ${zoneId} (the document's zone), got ${describe(officer.zone_id)}`);
+  if (zone.zone_id !== zoneId) fail(`issuer.zone_record.zone_id: expected ${zoneId}, got ${describe(zone.zone_id)}`);
+  const registered = toInt(officer.registered_height, "issuer.officer_record.registered_height");
+  s.zone = { zone_id: zone.zone_id, name: expectStr(zone.name, "zone.name"), country: expectStr(zone.country, "zone.country") };
+  s.zoneValidatorKey = bytesToHex(expectBin(zone.validator_key, "zone.validator_key", 32));
+  s.officerInGenesis = registered === 0;
+  let text = `Issued by ${zone.name} (${zone.country}); the officer's key was ${registered === 0 ? "listed for that zone in genesis" : `registered on the ledger at block ${registered}`}`;
+  if (officer.revoked_height !== null) text += `, and revoked at block ${toInt(officer.revoked_height, "revoked_height")} (documents it signed before stand)`;
+  if (zone.status !== "active") text += `; the zone left the alliance at block ${toInt(zone.since_height, "since_height")}`;
+  return `${text}.`;
+}
+
+async function validateIssuerRule(bundle, genesis, s) {
   const zoneId = s.current.docId.split("/")[0];
+  if (bundle.format !== BUNDLE_FORMATS[0]) return validateIssuerRecords(bundle, zoneId, s);
   const zone = genesis.zones.find((z) => z.zone_id === zoneId);
   if (!zone) fail(`expected the document's zone to be a member of the alliance, got ${describe(zoneId)}`);
   s.zone = zone;
@@ -664,7 +734,10 @@ function isSameNumber(docId, number) {
 
 function computeFacts(bundle, genesis, s) {
   if (!s.txs) return null;
-  const zoneOf = (i) => genesis.zones[i];
+  const names = new Map(genesis.zones.map((z) => [z.validator_key, z]));
+  if (s.zone && s.zoneValidatorKey) names.set(s.zoneValidatorKey, s.zone);
+  const held = s.validators ?? getValidatorKeys(genesis);
+  const zoneOf = (i) => names.get(held[i]);
   const facts = {
     docId: s.current.docId,
     docType: s.docType ?? s.entries?.[0]?.docType ?? null,

@@ -130,7 +130,6 @@ def _replay(
     report.claimed_head = head
     chain = Chain(ReplayStore(), genesis)
     chain_id = genesis.chain_id
-    validators = genesis.validators
     pipeline = SignaturePipeline(pool, workers)
     tally = Tally(report)
     queue: deque[Pending] = deque()
@@ -163,9 +162,11 @@ def _replay(
                 pending.block = source_block if isinstance(source_block, Block) else Block.decode(source_block)
                 if commit_bytes is not None:
                     pending.commit = CommitCertificate.decode(commit_bytes)
+                # Read ahead of execution, a change of the set may not be known yet: a
+                # precommit checked against the wrong set is only checked again in order.
                 pending.precommits = compute_precommit_items(
-                    pending.block.last_commit, chain_id, validators
-                ) + compute_precommit_items(pending.commit, chain_id, validators)
+                    pending.block.last_commit, chain_id, chain.validators_for(height - 1)
+                ) + compute_precommit_items(pending.commit, chain_id, chain.validators_for(height))
             except LedgerError as exc:
                 pending.error = exc
             queue.append(pending)

@@ -15,7 +15,17 @@ from typing import Any
 
 from ledger.blocks import Block
 from ledger.errors import LedgerError
-from ledger.transactions import DocAmend, DocIssue, DocRevoke, Envelope, OfficerRegister, OfficerRevoke
+from ledger.transactions import (
+    DocAmend,
+    DocIssue,
+    DocRevoke,
+    Envelope,
+    GovApprove,
+    GovPropose,
+    OfficerRegister,
+    OfficerRevoke,
+    ZoneRotateKeys,
+)
 
 
 @dataclass
@@ -118,6 +128,8 @@ class AuditReport:
     """Each document revocation: doc_id, reason, height, tx_index, officer."""
     officer_changes: list[dict[str, Any]] = field(default_factory=list)
     """Each officer registration or revocation: kind, zone_id, officer_key, height."""
+    governance: list[dict[str, Any]] = field(default_factory=list)
+    """Each governance transaction (DESIGN §12): kind, signer, proposal id and action, height."""
     evidence: list[dict[str, Any]] = field(default_factory=list)
     """Equivocation evidence the node recorded (from a data dir; none from the chain itself)."""
     workers: int = 1
@@ -153,7 +165,8 @@ class AuditReport:
             lines.append(f"  per zone: {zones}")
         lines.append(
             f"  amendments {self.amendments}, revocations {len(self.revocations)}, "
-            f"officer changes {len(self.officer_changes)}, equivocation evidence {len(self.evidence)}"
+            f"officer changes {len(self.officer_changes)}, governance transactions {len(self.governance)}, "
+            f"equivocation evidence {len(self.evidence)}"
         )
         if self.failure is not None:
             lines += self.failure.describe()
@@ -200,4 +213,13 @@ class Tally:
                     "kind": body.KIND, "zone_id": body.zone_id, "officer_key": body.officer_key.hex(),
                     "height": block.height, "tx_index": index,
                 })
+            elif isinstance(body, GovPropose | GovApprove | ZoneRotateKeys):
+                entry: dict[str, Any] = {"kind": body.KIND, "signer": signer.hex(), "height": block.height, "tx_index": index}
+                if isinstance(body, GovPropose):
+                    entry.update(proposal_id=envelope.tx_hash.hex(), action=body.action.TYPE)
+                elif isinstance(body, GovApprove):
+                    entry["proposal_id"] = body.proposal_id.hex()
+                else:
+                    entry["zone_id"] = body.zone_id
+                report.governance.append(entry)
         report.transactions += len(block.txs)

@@ -143,3 +143,27 @@ def test_doctored_contract_bundle_is_never_valid(verifier: Any, contract: dict[s
     result = run(verifier, bundle, contract, {"documentHash": contract["bundle"]["document_hash"]})
     assert result["verdict"] == "could not be verified", doctor
     assert any(not c["ok"] for c in result["checks"])
+
+
+def test_page_verifies_the_contract_v2_bundle_across_the_change_of_set(verifier: Any, contract: dict[str, Any]) -> None:
+    """DESIGN §12's bundle: HU-CSEPEL joined at height 3; block 5 is signed by five
+    validators; the page, holding only genesis, follows the history and says valid."""
+    from ledger.encoding import compute_doc_hash
+
+    gov = contract["governance"]
+    bundle = gov["bundle_v2"]
+    copy = {"documentHash": compute_doc_hash(gov["hu_certificate"]).hex()}
+    result = run(verifier, bundle, contract, copy)
+    assert result["verdict"] == gov["bundle_v2_verdict"] == "valid", result["reason"]
+    assert result["facts"]["zone"]["zone_id"] == "HU-CSEPEL"
+    assert result["facts"]["officerInGenesis"] is False
+    assert "HU-CSEPEL" in [s["zone_id"] for s in result["facts"]["signers"]]
+    skipped = {**bundle, "validator_history": []}
+    result = run(verifier, skipped, contract, copy)
+    assert result["verdict"] == "could not be verified"
+    forged_set = [*bundle["validator_history"][0]["validators"][:4], "11" * 32]
+    forged = {**bundle, "validator_history": [{**bundle["validator_history"][0], "validators": forged_set}],
+              "validators": forged_set}
+    assert run(verifier, forged, contract, copy)["verdict"] == "could not be verified"
+    other_zone = {**bundle, "issuer": {**bundle["issuer"], "zone_record": gov["records"]["zone:EG-TEDA"]["value_cb"]}}
+    assert run(verifier, other_zone, contract, copy)["verdict"] == "could not be verified"

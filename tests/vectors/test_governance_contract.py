@@ -193,3 +193,16 @@ def test_the_ledger_runs_the_change_as_the_contract_does(contract: dict[str, Any
         assert ours is not None and ours.state_value().hex() == record["value_cb"], label
     assert compute_validators_hash(chain.validators_for(5)).hex() == gov["validators_hash_after"]
     assert chain.validators_for(4) == genesis.validators
+
+
+def test_bundle_v2_verdict(contract: dict[str, Any]) -> None:
+    """A verifier holding only genesis follows the change of set and names the new zone."""
+    from ledger.encoding import compute_doc_hash
+    from ledger.proofs import verify_bundle
+
+    gov = _gov(contract)
+    genesis = Genesis.from_json(contract["genesis"])
+    result = verify_bundle(gov["bundle_v2"], genesis, copy_hash=compute_doc_hash(gov["hu_certificate"]))
+    assert result.verdict == gov["bundle_v2_verdict"], [c.detail for c in result.checks if not c.ok]
+    assert result.zone_name == "Csepel Free Port Logistics Zone"
+    assert "HU-CSEPEL" in [v.zone_id for v in result.signing_validators]
