@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.errors import BodyLimitMiddleware, install_error_handlers
 from api.page import make_page_router
 from api.routes_evidence import make_evidence_router
+from api.routes_governance import make_governance_router
 from api.routes_member import make_member_router
 from api.routes_peer import make_peer_router
 from api.routes_proofs import make_proof_router
@@ -110,6 +111,7 @@ def include_read_routes(app: FastAPI, node: Node) -> None:
     app.include_router(make_member_router(node))
     app.include_router(make_proof_router(node))
     app.include_router(make_evidence_router(node))
+    app.include_router(make_governance_router(node))
     app.include_router(make_page_router(node))
 
 
