@@ -74,6 +74,10 @@ MAX_REBROADCAST_DOUBLINGS = 3
 # --- configuration and state ----------------------------------------------------------
 
 
+NOT_A_MEMBER = -1
+"""``ConsensusConfig.index`` of a validator outside the height's set."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConsensusConfig:
     """What a validator knows before consensus starts (genesis plus its own key)."""
@@ -83,7 +87,9 @@ class ConsensusConfig:
     validators: tuple[bytes, ...]
     """Validator public keys in index order."""
     index: int
-    """This validator's index."""
+    """This validator's index in ``validators``; ``NOT_A_MEMBER`` (-1) at a height whose
+    set does not hold its key (a zone that has not joined yet, or has left): the machine
+    then follows the height, counting the others' votes, but signs nothing."""
     key: SigningKey
     """This validator's signing key."""
     timeout_propose_ms: int = 1000
@@ -216,9 +222,10 @@ def restore(
 
 
 def on_start_height(s: ConsensusState, event: StartHeight, out: list[Action]) -> None:
-    """Lines 10 and 54: reset the per-height state and start round 0."""
+    """Lines 10 and 54: reset the per-height state and start round 0, under the height's
+    own configuration when the event brings one (its validator set, DESIGN §12)."""
     future = [m for m in s.future if _height_of(m) == event.height]
-    config = s.config
+    config = event.config or s.config
     s.__init__(config, height=event.height, last_commit=event.last_commit)  # type: ignore[misc]
     _start_round(s, 0, out)
     for message in future:
@@ -590,6 +597,8 @@ def propose_valid_value(s: ConsensusState, out: list[Action]) -> None:
 def _propose(s: ConsensusState, block_hash: bytes, pol_round: int, out: list[Action]) -> None:
     """Line 19: sign and send PROPOSAL(h, r, v, validRound) through the write-ahead log."""
     c = s.config
+    if c.index == NOT_A_MEMBER:
+        return
     signed = sign_proposal(Proposal(c.chain_id, s.height, s.round, block_hash, pol_round, c.index), c.key)
     s.own_proposals[s.round] = signed
     s.book.add_proposal(signed)
@@ -604,6 +613,8 @@ def _vote(s: ConsensusState, vote_type: str, value: bytes | None, out: list[Acti
         out.append(Broadcast(existing))
         return
     c = s.config
+    if c.index == NOT_A_MEMBER:
+        return  # a follower at this height: it counts, it does not vote
     signed = Vote(c.chain_id, vote_type, s.height, s.round, value, c.index).sign(c.key)
     s.own_votes[key] = signed
     s.book.add_vote(signed)

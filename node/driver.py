@@ -30,6 +30,7 @@ The rules, in the order a reader meets them:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ledger.blocks import CommitCertificate, SignedVote
@@ -74,7 +75,10 @@ class DriverConfig:
     """The node settings the driver reads."""
 
     consensus: ConsensusConfig
-    """The machine's configuration."""
+    """The machine's configuration (at every height, unless ``config_for`` is given)."""
+    config_for: Callable[[int], ConsensusConfig] | None = None
+    """The machine's configuration at a height: its validator set and this validator's
+    place in it (DESIGN §12, known from the chain up to head + 2), its timeouts."""
     heartbeat_ms: int = 10_000
     """Start an empty height when no block was committed for this long."""
     stall_ms: int = STALL_MS
@@ -208,6 +212,11 @@ Command = Action | ArmHeartbeat | StartSync
 # --- entry points ---------------------------------------------------------------------
 
 
+def get_consensus_config(d: DriverState, height: int) -> ConsensusConfig:
+    """The machine's configuration at ``height``."""
+    return d.config.consensus if d.config.config_for is None else d.config.config_for(height)
+
+
 def new_driver(config: DriverConfig) -> DriverState:
     """A driver before :class:`Boot`."""
     return DriverState(config, compute_waiting_machine(config.consensus, 0, None))
@@ -311,9 +320,9 @@ def on_wal_write_failed(d: DriverState, failed: WalWriteFailed, out: list[Comman
     """Forget whatever the machine signed but could not persist: rebuild it from the disk."""
     height = d.machine.height
     if height == 0 or height != d.head + 1:
-        d.machine = compute_waiting_machine(d.config.consensus, d.head, d.head_commit)
+        d.machine = compute_waiting_machine(get_consensus_config(d, d.head + 1), d.head, d.head_commit)
         return
-    d.machine, actions = compute_machine_for(d.config.consensus, height, d.head_commit, failed.records)
+    d.machine, actions = compute_machine_for(get_consensus_config(d, height), height, d.head_commit, failed.records)
     out.extend(actions)
 
 
@@ -356,7 +365,7 @@ def start_height_if_due(d: DriverState, now_ms: int, out: list[Command]) -> None
     if is_in_height(d.machine, d.head + 1):
         return
     if is_start_due(d, now_ms):
-        step_machine(d, StartHeight(d.head + 1, d.head_commit), out)
+        step_machine(d, StartHeight(d.head + 1, d.head_commit, get_consensus_config(d, d.head + 1)), out)
         return
     if not d.heartbeat_armed:
         d.heartbeat_armed = True
@@ -376,12 +385,12 @@ def rebuild_machine(d: DriverState, records: tuple[PersistThenSend, ...], out: l
         return
     carried = [m for m in old.future if get_message_height(m) == d.head + 1]
     if records:
-        d.machine, actions = compute_machine_for(d.config.consensus, d.head + 1, d.head_commit, records)
+        d.machine, actions = compute_machine_for(get_consensus_config(d, d.head + 1), d.head + 1, d.head_commit, records)
         out.extend(actions)
         for message in carried:
             step_machine(d, VoteReceived(message) if isinstance(message, SignedVote) else ProposalReceived(message), out)
     else:
-        d.machine = compute_waiting_machine(d.config.consensus, d.head, d.head_commit)
+        d.machine = compute_waiting_machine(get_consensus_config(d, d.head + 1), d.head, d.head_commit)
         d.machine.future.extend(carried)
 
 

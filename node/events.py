@@ -7,11 +7,14 @@ obeys actions; only :func:`node.consensus.step` gives them meaning.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ledger.blocks import CommitCertificate, SignedVote
 from node.messages import ConsensusMessage, SignedProposal
 from node.votes import Evidence
+
+if TYPE_CHECKING:
+    from node.consensus import ConsensusConfig
 
 TimeoutKind = Literal["propose", "prevote", "precommit", "rebroadcast"]
 
@@ -37,6 +40,9 @@ class StartHeight:
 
     height: int
     last_commit: CommitCertificate | None
+    config: ConsensusConfig | None = None
+    """The configuration of ``height`` when it differs from the last one (a change of
+    the validator set, DESIGN §12, or of the consensus settings); ``None``: unchanged."""
 
 
 @dataclass(frozen=True, slots=True)

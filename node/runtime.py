@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -51,6 +52,7 @@ from ledger.transition import (
 )
 from node.config import NodeConfig
 from node.consensus import (
+    NOT_A_MEMBER,
     BlockReady,
     BlockValidity,
     Broadcast,
@@ -160,8 +162,9 @@ class Node:
             timeout_delta_ms=params.timeout_delta_ms,
             rebroadcast_ms=config.rebroadcast_ms,
         )
+        self._configs: dict[tuple[tuple[bytes, ...], int, int], ConsensusConfig] = {}
         self.driver: DriverState = new_driver(
-            DriverConfig(self.consensus_config, heartbeat_ms=config.heartbeat_ms)
+            DriverConfig(self.consensus_config, config_for=self.consensus_config_for, heartbeat_ms=config.heartbeat_ms)
         )
         tls = TlsConfig(str(config.tls.ca), str(config.tls.cert), str(config.tls.key)) if config.tls else None
         self.peers = PeerNetwork(
@@ -179,7 +182,7 @@ class Node:
         """(height, round) -> the first proposed block's hash: one block per slot is kept."""
         self.executed: dict[bytes, ExecutedBlock] = {}
         self.verified_messages: OrderedDict[bytes, None] = OrderedDict()
-        self.verified_precommits = VerifiedPrecommits(self.genesis.validators, head=self.chain.height)
+        self.verified_precommits = VerifiedPrecommits(self.chain.validators_for, head=self.chain.height)
         self.seen_commits: dict[int, CommitCertificate] = {}
         """height -> the first peer certificate validated for it: its siblings are not checked again."""
         self.commits_owed: set[int] = set()
@@ -573,20 +576,37 @@ class Node:
             self.last_signed[vote.validator] = max(self.last_signed.get(vote.validator, 0), vote.height)
         self.events.put_nowait(VoteReceived(signed))
 
+    def consensus_config_for(self, height: int) -> ConsensusConfig:
+        """The machine's configuration at ``height``: the chain's set for it (DESIGN §12)
+        with this validator's place in it, and the consensus settings in force."""
+        validators = self.chain.validators_for(height)
+        settings = self.chain.consensus
+        cache_key = (validators, settings.timeout_propose_ms, settings.timeout_delta_ms)
+        config = self._configs.get(cache_key)
+        if config is None:
+            index = validators.index(self.key.public) if self.key.public in validators else NOT_A_MEMBER
+            config = dataclasses.replace(
+                self.consensus_config, validators=validators, index=index,
+                timeout_propose_ms=settings.timeout_propose_ms, timeout_delta_ms=settings.timeout_delta_ms,
+            )
+            self._configs = {cache_key: config}  # sets change rarely: keep the latest only
+        return config
+
     def _verify_vote(self, signed: SignedVote) -> None:
-        signed.verify(self.genesis.validators)
+        signed.verify(self.chain.validators_for(signed.vote.height))
         self.verified_precommits.add_vote(signed)
 
     def _on_proposal_message(self, sender: int, body: bytes) -> None:
         m = expect_map(decode_cb(body), "proposal message", frozenset({"proposal", "block"}))
         raw_proposal = expect_bytes(m["proposal"], "proposal")
         signed = SignedProposal.decode(raw_proposal)
-        self._verify_once(raw_proposal, lambda: signed.verify(self.genesis.validators))
+        validators = self.chain.validators_for(signed.proposal.height)
+        self._verify_once(raw_proposal, lambda: signed.verify(validators))
         block = Block.decode(expect_bytes(m["block"], "block"))
         p = signed.proposal
-        if p.proposer != compute_proposer(p.height, p.round, len(self.genesis.validators)):
+        if p.proposer != compute_proposer(p.height, p.round, len(validators)):
             raise PeerMalformedError(
-                f"proposal: expected validator {compute_proposer(p.height, p.round, len(self.genesis.validators))} "
+                f"proposal: expected validator {compute_proposer(p.height, p.round, len(validators))} "
                 f"to propose height {p.height} round {p.round}, got validator {p.proposer}"
             )
         if block.block_hash != p.block_hash or block.height != p.height or block.header.round > p.round:
@@ -611,7 +631,7 @@ class Node:
             self.events.put_nowait(CommitSeen(sender, seen))
             return
         validate_commit(
-            commit, chain_id=self.genesis.chain_id, validators=self.genesis.validators,
+            commit, chain_id=self.genesis.chain_id, validators=self.chain.validators_for(commit.height),
             height=commit.height, block_hash=commit.block_hash, verified=self.verified_precommits.digests,
         )
         self.verified_precommits.add_commit(commit, self.genesis.chain_id)

@@ -12,7 +12,7 @@ message and signature, so a digest can only be present for a signature that veri
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Callable, Sequence, Set
 
 from ledger.blocks import PRECOMMIT, CommitCertificate, SignedVote, compute_signature_digest
 
@@ -24,9 +24,15 @@ may sign precommits for any height, and the cache must stay bounded whatever it 
 class VerifiedPrecommits:
     """Digests of verified precommit signatures, forgotten once their height is old."""
 
-    def __init__(self, validators: tuple[bytes, ...] | list[bytes], *, head: int | None = 0) -> None:
-        """``head=None`` remembers every height (the simulator, which forgets nothing)."""
-        self.validators = validators
+    def __init__(
+        self, validators: tuple[bytes, ...] | list[bytes] | Callable[[int], tuple[bytes, ...]], *, head: int | None = 0,
+    ) -> None:
+        """``validators``: the set, or the set of a height when it changes (DESIGN §12).
+        ``head=None`` remembers every height (the simulator, which forgets nothing)."""
+        fixed = validators
+        self.validators_for: Callable[[int], Sequence[bytes]] = (
+            fixed if callable(fixed) else (lambda height: fixed)  # type: ignore[arg-type,return-value]
+        )
         self.head = head
         self._digests: set[bytes] = set()
         self._by_height: dict[int, list[bytes]] = {}
@@ -41,13 +47,15 @@ class VerifiedPrecommits:
         vote = signed.vote
         if vote.type != PRECOMMIT or vote.block_hash is None:
             return
-        self._add(vote.height, compute_signature_digest(self.validators[vote.validator], vote.signing_bytes(), signed.sig))
+        key = self.validators_for(vote.height)[vote.validator]
+        self._add(vote.height, compute_signature_digest(key, vote.signing_bytes(), signed.sig))
 
     def add_commit(self, commit: CommitCertificate, chain_id: str) -> None:
         """Remember every signature of a certificate that ``validate_commit`` just accepted."""
+        validators = self.validators_for(commit.height)
         for entry in commit.signatures:
             message = commit.precommit_for(chain_id, entry.validator).signing_bytes()
-            self._add(commit.height, compute_signature_digest(self.validators[entry.validator], message, entry.sig))
+            self._add(commit.height, compute_signature_digest(validators[entry.validator], message, entry.sig))
 
     def forget_below(self, head: int) -> None:
         """The chain's head is now ``head``: only its certificate (the next block's

@@ -103,11 +103,13 @@ def validate_draft(value: dict[str, Any]) -> None:
     if value.get("zones"):
         Genesis.from_json(value)
         return
-    placeholder = SigningKey.from_label(_PLACEHOLDER_ZONE_LABEL).public.hex()
+    # Two keys: genesis refuses one key in two roles (decision 0018).
+    admin = SigningKey.from_label(f"{_PLACEHOLDER_ZONE_LABEL} admin").public.hex()
+    validator = SigningKey.from_label(f"{_PLACEHOLDER_ZONE_LABEL} validator").public.hex()
     trial = dict(value)
     trial["zones"] = [{
         "zone_id": "XX-DRAFT", "name": "draft", "country": "SG",
-        "admin_key": placeholder, "validator_key": placeholder, "officers": [],
+        "admin_key": admin, "validator_key": validator, "officers": [],
     }]
     Genesis.from_json(trial)
 

@@ -14,6 +14,7 @@ import pytest
 
 from ledger.chain import LOG_PREFIX, Chain
 from ledger.encoding import H
+from ledger.membership import compute_genesis_records
 from ledger.merkle import merkle_root
 from ledger.smt import compute_root_naive
 from ledger.store import LevelDBStore
@@ -46,7 +47,8 @@ def check_whole_block(chain: Chain) -> int:
     assert header.log_root == merkle_root(leaves)
     assert chain.log().size == len(leaves)
     assert chain.log().root() == header.log_root
-    items = {}
+    zones, officers = compute_genesis_records(chain.genesis)  # in the tree from genesis (DESIGN §12)
+    items = {record.state_key: record.state_value() for record in (*zones, *officers)}
     for doc_id in doc_ids:
         record = chain.get_doc(doc_id)
         assert record is not None
