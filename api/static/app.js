@@ -4,7 +4,7 @@
 
 import {
   bytesToHex, computeDocumentHash, computeFileHash, computeGenesisHash, computeQuorum,
-  decodeHeader, encodeHeaderFields, formatTime, hexToBytes, sha256, validateCommit, verifyBundle,
+  decodeHeader, encodeHeaderFields, formatTime, getValidatorsAt, hexToBytes, sha256, validateCommit, verifyBundle,
 } from "./verify.js";
 
 const $ = (id) => document.getElementById(id);
@@ -256,7 +256,7 @@ async function addCommitTimes(facts) {
       const header = decodeHeader(bytes);
       const blockHash = await sha256(bytes);
       await validateCommit(r.commit, {
-        chainId: setup.genesis.chain_id, validators: setup.genesis.zones.map((z) => z.validator_key),
+        chainId: setup.genesis.chain_id, validators: getValidatorsAt(facts.validatorSets, header.height),
         height: header.height, round: header.round, blockHash,
       });
       return header;
@@ -293,6 +293,7 @@ async function loadExplorer() {
     renderChart(newest, chain.time_ms);
     renderValidators(validators, chain.height);
     renderZones(chain.zones ?? []);
+    loadProposals();
     renderHeaders(newest.slice(0, 10), validators);
     status.textContent = `Live from ${setup.node || location.origin}; updated ${new Date().toLocaleTimeString()}.`;
     $("explorer-body").hidden = false;
@@ -362,7 +363,29 @@ function renderValidators(validators, height) {
 }
 
 function renderZones(zones) {
-  $("zones").replaceChildren(...zones.map((z) => el("li", { text: `${z.name} — ${z.zone_id}, ${z.country}; ${Array.isArray(z.officers) ? z.officers.length : z.officers} officer key(s)` })));
+  // Members in order of admission, with when they joined (0: genesis) or left (DESIGN §12).
+  const since = (z) => {
+    if (z.status === "removed") return `; left the alliance at block ${z.since_height}`;
+    return z.since_height ? `; member since block ${z.since_height}` : "; founding member";
+  };
+  $("zones").replaceChildren(...zones.map((z) => el("li", {
+    class: z.status === "removed" ? "removed" : "",
+    text: `${z.name} — ${z.zone_id}, ${z.country}; ${Array.isArray(z.officers) ? z.officers.length : z.officers} officer key(s)${z.since_height === undefined ? "" : since(z)}`,
+  })));
+}
+
+async function loadProposals() {
+  // Open proposals of the alliance's admins (GET /v1/governance/proposals).
+  const list = $("proposals");
+  try {
+    const answer = await fetchJson(nodeUrl("/v1/governance/proposals"));
+    const items = (Array.isArray(answer) ? answer : answer.proposals ?? []).filter((p) => p.status === "open");
+    list.replaceChildren(...(items.length ? items.map((p) => el("li", {
+      text: `${p.action?.type ?? "?"}${p.action?.zone_id ? ` ${p.action.zone_id}` : ""}: ${p.approvals?.length ?? 0} of ${p.approvals_needed ?? "?"} approvals, open until block ${p.expires_height}`,
+    })) : [el("li", { class: "muted", text: "No open proposal." })]));
+  } catch (exc) {
+    list.replaceChildren(el("li", { class: "muted", text: `Proposals could not be read: ${exc.message}.` }));
+  }
 }
 
 function renderHeaders(headers, validators) {

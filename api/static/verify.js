@@ -484,7 +484,8 @@ async function validateGenesisRule(bundle, genesis, genesisHash, s) {
 async function computeHeldValidators(bundle, genesis) {
   let held = getValidatorKeys(genesis);
   let lastHeight = 0;
-  if (bundle.format === BUNDLE_FORMATS[0]) return { held, lastHeight, changes: 0 };
+  const sets = [{ fromHeight: 1, validators: held }];
+  if (bundle.format === BUNDLE_FORMATS[0]) return { held, lastHeight, changes: 0, sets };
   const history = bundle.validator_history;
   if (!Array.isArray(history) || history.length > MAX_SET_CHANGES) fail(`validator_history: expected a list of at most ${MAX_SET_CHANGES} entries`);
   for (const [i, entry] of history.entries()) {
@@ -508,12 +509,13 @@ async function computeHeldValidators(bundle, genesis) {
     }
     held = entry.validators;
     lastHeight = header.height;
+    sets.push({ fromHeight: header.height + 1, validators: held });
   }
-  return { held, lastHeight, changes: history.length };
+  return { held, lastHeight, changes: history.length, sets };
 }
 
 async function validateValidatorsRule(bundle, genesis, s) {
-  const { held, lastHeight, changes } = await computeHeldValidators(bundle, genesis);
+  const { held, lastHeight, changes, sets } = await computeHeldValidators(bundle, genesis);
   if (!Array.isArray(bundle.validators) || bundle.validators.join(",") !== held.join(",")) {
     fail(changes === 0
       ? `expected the ${held.length} validator keys of genesis, in order, got another list`
@@ -522,6 +524,7 @@ async function validateValidatorsRule(bundle, genesis, s) {
   s.validatorsHash = await computeValidatorsHash(held);
   s.validators = held;
   s.lastChangeHeight = lastHeight;
+  s.validatorSets = sets;
   return changes === 0
     ? `The ${held.length} validators are the member zones named in genesis.`
     : `The ${held.length} validators are genesis's set after ${changes} change(s) of membership, each certified by the set before it.`;
@@ -744,6 +747,9 @@ function computeFacts(bundle, genesis, s) {
     zone: s.zone ? { zone_id: s.zone.zone_id, name: s.zone.name, country: s.zone.country } : null,
     officerKey: bytesToHex(s.entries[0].signer),
     officerInGenesis: s.officerInGenesis ?? null,
+    // The set that decided each height, from genesis through the proven changes: the
+    // page checks older blocks' certificates against the set of their own height.
+    validatorSets: s.validatorSets ?? [{ fromHeight: 1, validators: getValidatorKeys(genesis) }],
     header: s.header ? { height: s.header.height, time_ms: s.header.time_ms, block_hash: bytesToHex(s.blockHash) } : null,
     signers: (s.signers ?? []).map((i) => ({ index: i, zone_id: zoneOf(i)?.zone_id, name: zoneOf(i)?.name })),
     status: s.state?.status ?? null,
@@ -762,6 +768,13 @@ function computeFacts(bundle, genesis, s) {
     })),
   };
   return facts;
+}
+
+/** The validator set (hex keys) that decided ``height``, from ``sets`` oldest first. */
+export function getValidatorsAt(sets, height) {
+  let chosen = sets[0].validators;
+  for (const set of sets) if (set.fromHeight <= height) chosen = set.validators;
+  return chosen;
 }
 
 export function formatTime(ms) {

@@ -275,4 +275,7 @@ def test_explorer_shows_chain_validators_chart_and_headers(page: Any, devnet: De
     assert page.locator("#chart svg rect").count() >= 1
     assert page.locator("#headers tbody tr").count() >= 1
     assert "EG-TEDA" in page.inner_text("#zones")
+    assert "founding member" in page.inner_text("#zones")  # genesis zones: member since height 0
+    page.wait_for_function("document.querySelectorAll('#proposals li').length > 0", timeout=15_000)
+    assert "No open proposal" in page.inner_text("#proposals")
     page.locator("#explorer").screenshot(path=str(screenshots / "explorer.png"))

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,11 @@ from ledger.limits import (
     MAX_VERIFY_UPLOAD_BYTES,
 )
 from ledger.transactions import DocIssue
+from node import offload
 from scripts.devkit import load_example, with_number
 
 PROBLEM = "application/problem+json"
 COO = "certificate_of_origin"
-STALL_LIMIT_S = 0.15
-"""Longest pause of the event loop allowed while a hostile body is handled: 10-35 ms
-measured; the previous code paused 0.2 s or more on each of these bodies (it parsed and
-checked them on the loop), seconds on the upload."""
 
 
 @pytest.fixture
@@ -131,49 +129,72 @@ def test_the_operators_cap_in_node_toml_still_binds(tmp_path: Path) -> None:
 # --- the event loop keeps turning -----------------------------------------------------------
 
 
-def longest_pause_during(one: OneNode, request: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]) -> tuple[
-    httpx.Response, float
-]:
-    """The response, and the longest the event loop went without running a 1 ms ticker."""
+class CountingPool(ThreadPoolExecutor):
+    """The request pool, counting the work handed to it."""
 
-    async def go(client: httpx.AsyncClient) -> tuple[httpx.Response, float]:
-        pauses = [0.0]
+    def __init__(self) -> None:
+        super().__init__(max_workers=2, thread_name_prefix="zoneledger-request-test")
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def work_beside_the_loop(
+    one: OneNode, request: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]], monkeypatch: pytest.MonkeyPatch,
+) -> tuple[httpx.Response, int, int]:
+    """The response, how many pieces of work the request handed to the request pool, and
+    how many turns a 1 ms ticker made on the event loop while the request was in flight.
+
+    Not a timing: work parsed or checked on the loop holds it, so the ticker cannot turn
+    during it; work handed to the pool leaves the loop free to turn the whole time. How
+    long the loop pauses under each body is a benchmark's figure, not a test's bound.
+    """
+    pool = CountingPool()
+    monkeypatch.setattr(offload, "_get_pool", lambda: pool)
+
+    async def go(client: httpx.AsyncClient) -> tuple[httpx.Response, int, int]:
+        turns = [0]
         done = asyncio.Event()
 
         async def ticker() -> None:
-            last = time.perf_counter()
             while not done.is_set():
                 await asyncio.sleep(0.001)
-                now = time.perf_counter()
-                pauses.append(now - last)
-                last = now
+                turns[0] += 1
 
         task = asyncio.create_task(ticker())
         await asyncio.sleep(0.02)
+        turns[0] = 0
         try:
             response = await request(client)
         finally:
             done.set()
             await task
-        return response, max(pauses)
+        return response, pool.submitted, turns[0]
 
-    return one.run(go)
+    try:
+        return one.run(go)
+    finally:
+        pool.shutdown()
 
 
-def test_verify_of_the_largest_admitted_json_body_does_not_stall_the_event_loop(one: OneNode) -> None:
+def test_verify_of_the_largest_admitted_json_body_does_not_stall_the_event_loop(one: OneNode, monkeypatch: pytest.MonkeyPatch) -> None:
     body = nested_empty_objects(MAX_VERIFY_BODY_BYTES, b'{"document": {"a": ', b"}}")
-    response, pause = longest_pause_during(
-        one, lambda c: c.post("/v1/verify", content=body, headers={"content-type": "application/json"})
+    response, offloaded, turns = work_beside_the_loop(
+        one, lambda c: c.post("/v1/verify", content=body, headers={"content-type": "application/json"}), monkeypatch
     )
     assert response.status_code == 200 and response.json()["verdict"] == "unknown"
-    assert pause < STALL_LIMIT_S, f"the event loop stalled {pause:.3f} s"
+    assert offloaded >= 1 and turns >= 2, (offloaded, turns)
 
 
-def test_verify_of_the_largest_admitted_upload_does_not_stall_the_event_loop(one: OneNode) -> None:
+def test_verify_of_the_largest_admitted_upload_does_not_stall_the_event_loop(one: OneNode, monkeypatch: pytest.MonkeyPatch) -> None:
     data = nested_empty_objects(MAX_VERIFY_UPLOAD_BYTES - 1024, b'{"a": ', b"}")
-    response, pause = longest_pause_during(one, lambda c: c.post("/v1/verify", files={"file": ("a.json", data)}))
+    response, offloaded, turns = work_beside_the_loop(
+        one, lambda c: c.post("/v1/verify", files={"file": ("a.json", data)}), monkeypatch
+    )
     assert response.status_code == 200 and response.json()["verdict"] == "unknown"
-    assert pause < STALL_LIMIT_S, f"the event loop stalled {pause:.3f} s"
+    assert offloaded >= 1 and turns >= 2, (offloaded, turns)
 
 
 def largest_junk_batch(one: OneNode) -> tuple[bytes, int]:
@@ -190,28 +211,30 @@ def largest_junk_batch(one: OneNode) -> tuple[bytes, int]:
     return body, len(items)
 
 
-def test_a_batch_of_unsigned_junk_does_not_stall_the_event_loop(one: OneNode) -> None:
+def test_a_batch_of_unsigned_junk_does_not_stall_the_event_loop(one: OneNode, monkeypatch: pytest.MonkeyPatch) -> None:
     body, count = largest_junk_batch(one)
-    response, pause = longest_pause_during(
-        one, lambda c: c.post("/v1/transactions", content=body, headers={"content-type": "application/json"})
+    response, offloaded, turns = work_beside_the_loop(
+        one, lambda c: c.post("/v1/transactions", content=body, headers={"content-type": "application/json"}),
+        monkeypatch,
     )
     assert response.status_code == 202
     results = response.json()["results"]
     assert len(results) == count > 1500
     assert {r["error"]["type"] for r in results} == {"tx.signature_invalid"}
-    assert pause < STALL_LIMIT_S, f"the event loop stalled {pause:.3f} s"
+    assert offloaded >= 1 and turns >= 2, (offloaded, turns)
     # Remembered as refused, as before: the submitter can ask.
     status = one.call("GET", f"/v1/transactions/{one.node.mempool.rejections.__iter__().__next__().hex()}")
     assert status.json()["status"] == "rejected"
 
 
-def test_the_largest_json_submission_does_not_stall_the_event_loop(one: OneNode) -> None:
+def test_the_largest_json_submission_does_not_stall_the_event_loop(one: OneNode, monkeypatch: pytest.MonkeyPatch) -> None:
     body = nested_empty_objects(MAX_SUBMISSION_BYTES, b'{"transactions": ', b"}")
-    response, pause = longest_pause_during(
-        one, lambda c: c.post("/v1/transactions", content=body, headers={"content-type": "application/json"})
+    response, offloaded, turns = work_beside_the_loop(
+        one, lambda c: c.post("/v1/transactions", content=body, headers={"content-type": "application/json"}),
+        monkeypatch,
     )
     assert "at most 5000" in assert_problem(response, 413, "request.too_large")["detail"]
-    assert pause < STALL_LIMIT_S, f"the event loop stalled {pause:.3f} s"
+    assert offloaded >= 1 and turns >= 2, (offloaded, turns)
 
 
 def test_honest_submissions_keep_their_answers(one: OneNode) -> None:

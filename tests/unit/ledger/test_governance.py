@@ -259,3 +259,28 @@ def test_the_alliance_rotates_a_zone_that_lost_its_keys(alliance: Alliance) -> N
     zone = chain.get_zone("LK-HAMBANTOTA")
     assert zone is not None and zone.admin_key == change.admin_key and zone.validator_key == change.validator_key
     assert zone.since_height == 0  # a rotation changes keys, not membership
+
+
+def test_a_checkpoint_after_a_change_carries_the_history_a_monitor_follows(alliance: Alliance) -> None:
+    """``zoneledger watch`` verifies checkpoints with genesis only: after a change of the
+    set the checkpoint must carry the history, and one without it is refused."""
+    from ledger.proofs import verify_checkpoint
+    from ledger.proofs.build import build_validator_history
+
+    chain = alliance.chain()
+    add_zone(alliance, chain)
+    alliance.commit_next(chain, [])
+    alliance.commit_next(chain, [])
+    header = chain.head_header
+    commit = chain.get_commit(chain.height)
+    assert header is not None and commit is not None
+    checkpoint = {
+        "header": header.encode().hex(), "header_fields": header.to_json(), "block_hash": header.block_hash.hex(),
+        "commit": commit.to_json(), "validators": [v.hex() for v in chain.validators_for(header.height)],
+        "chain_id": alliance.genesis.chain_id, "genesis_hash": alliance.genesis.genesis_hash.hex(),
+        "validator_history": build_validator_history(chain, header.height),
+    }
+    assert verify_checkpoint(checkpoint, alliance.genesis) == header
+    without = {k: v for k, v in checkpoint.items() if k != "validator_history"}
+    with pytest.raises(errors.BundleValidatorsError):
+        verify_checkpoint(without, alliance.genesis)
