@@ -41,6 +41,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--loads", default=",".join(LOADS), help=f"loads to draw from ({','.join(LOADS)})")
     parser.add_argument("--long-outage", action="store_true", help="crashed validators go down together for 15-25 s")
+    parser.add_argument(
+        "--membership", default="", metavar="H:N,...",
+        help="the validator set changing (DESIGN §12): from height H the first N validators, e.g. 1:4,3:7,5:4",
+    )
     parser.add_argument("--replay", type=int, default=None, metavar="SEED", help="rerun one schedule by its seed")
     parser.add_argument("--stop-on-failure", action="store_true")
     parser.add_argument(
@@ -68,7 +72,9 @@ def build_params(args: argparse.Namespace) -> SimParams:
             f"sim: expected behaviours from {BEHAVIORS}, loads from {LOADS}, bugs from {tuple(PLANTED_BUGS)},"
             f" N, H, K >= 1; got {', '.join(wrong) or 'a count below 1'}"
         )
+    membership = parse_membership(args.membership, args.validators)
     return SimParams(
+        membership=membership,
         validators=args.validators,
         heights=args.heights,
         byzantine=args.byzantine,
@@ -77,6 +83,26 @@ def build_params(args: argparse.Namespace) -> SimParams:
         long_outage=args.long_outage,
         loads=loads,
     )
+
+
+def parse_membership(text: str, validators: int) -> tuple[tuple[int, int], ...]:
+    """``1:4,3:7,5:4`` -> ((1, 4), (3, 7), (5, 4)); heights rising, 4 <= N <= --validators."""
+    from scripts.usage import CliError
+
+    changes: list[tuple[int, int]] = []
+    for part in (p for p in text.split(",") if p):
+        height, _, count = part.partition(":")
+        if not (height.isdigit() and count.isdigit()):
+            raise CliError(f"sim: --membership expected H:N pairs such as 1:4,3:7, got {part!r}")
+        change = (int(height), int(count))
+        if change[0] < 1 or not 4 <= change[1] <= validators or (changes and change[0] <= changes[-1][0]):
+            raise CliError(
+                f"sim: --membership expected rising heights from 1 and 4 <= N <= {validators} (--validators), got {part!r}"
+            )
+        changes.append(change)
+    if changes and changes[0][0] != 1:
+        raise CliError("sim: --membership expected the first change at height 1")
+    return tuple(changes)
 
 
 def print_failure(result: ScheduleResult, args: argparse.Namespace) -> None:

@@ -158,7 +158,7 @@ class Forger(Byzantine):
     def on_get_blocks(self, items: list[tuple[int, bytes, CommitCertificate]]) -> list[tuple[int, bytes, CommitCertificate]]:
         height = items[-1][0] + 1 if items else self.node.head + 1
         bogus = H(cb(["forged block", height, self.sim.rng.getrandbits(64)]))
-        quorum = self.node.config.consensus.quorum
+        quorum = self.node.driver.machine.config.quorum
         signatures = tuple(
             CommitSignature(i, self.key.sign_bytes(Vote(self.chain_id, PRECOMMIT, height, 0, bogus, i).signing_bytes()))
             for i in range(quorum)
@@ -211,7 +211,7 @@ class FakePol(Byzantine):
     def make_fake(self, height: int, round_: int) -> list[ConsensusMessage]:
         """A re-proposal whose pol_round lacks 2f+1 prevotes (as far as this validator saw), and the prevotes it has."""
         machine = self.node.driver.machine
-        quorum = self.node.config.consensus.quorum
+        quorum = self.node.driver.machine.config.quorum
         rng = self.sim.rng
         partial: list[tuple[int, bytes, list[SignedVote]]] = []
         if machine.height == height:

@@ -32,6 +32,7 @@ a planted bug patched into :mod:`node.driver` or :mod:`node.consensus`
 
 from __future__ import annotations
 
+import functools
 import heapq
 import random
 from collections import deque
@@ -52,6 +53,7 @@ from ledger.keys import SigningKey
 from ledger.limits import SYNC_BATCH
 from node import driver
 from node.consensus import (
+    NOT_A_MEMBER,
     BlockReady,
     BlockValidity,
     Broadcast,
@@ -84,6 +86,7 @@ from node.driver import (
     SyncTick,
     TxsPending,
     compute_commit_recipients,
+    get_message_height,
     is_block_worth_keeping,
     is_commit_owed,
 )
@@ -232,10 +235,11 @@ class Simulation:
         self.now = 0
         self.queue: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
         self.seq = 0
-        self.oracle = Oracle(schedule.n)
+        self.oracle = Oracle(schedule.n, schedule.set_size)
         self.signature_ok: dict[int, tuple[ConsensusMessage, bool]] = {}
         self.commit_ok: dict[int, tuple[CommitCertificate, bool]] = {}
-        self.precommits = VerifiedPrecommits(self.validators, head=None)
+        self.precommits = VerifiedPrecommits(self.validators_for, head=None)
+        self._configs: dict[tuple[int, int], ConsensusConfig] = {}
         self.block_info: dict[bytes, BlockInfo] = {}
         self.first_decided_ms: dict[int, int] = {}
         self.done: set[int] = set()
@@ -250,11 +254,10 @@ class Simulation:
             behavior = schedule.behaviors.get(v, "honest")
             if behavior == "silent":
                 continue
-            consensus = ConsensusConfig(
-                CHAIN_ID, self.validators, v, self.keys[v],
-                timeout_propose_ms=schedule.timeouts_ms[0], timeout_delta_ms=schedule.timeouts_ms[1],
+            consensus = self.config_for(v, 1)
+            config = DriverConfig(
+                consensus, config_for=functools.partial(self.config_for, v), heartbeat_ms=schedule.heartbeat_ms,
             )
-            config = DriverConfig(consensus, heartbeat_ms=schedule.heartbeat_ms)
             for tag in ("A", "B") if behavior == "twins" else ("",):
                 node = Endpoint(
                     len(self.nodes), v, tag, behavior, config, schedule.clock_rate[v], schedule.clock_offset[v],
@@ -265,6 +268,24 @@ class Simulation:
         self.honest = [nd for nd in self.nodes if nd.honest]
         for node in self.nodes:
             node.peers = [dst for dst in self.nodes if self._is_linked(node, dst)]
+
+    def validators_for(self, height: int) -> tuple[bytes, ...]:
+        """The set of ``height``: the first ``set_size(height)`` validators (DESIGN §12
+        membership, drawn as joins and leaves at the end of the admission order)."""
+        return self.validators[: self.schedule.set_size(height)]
+
+    def config_for(self, validator: int, height: int) -> ConsensusConfig:
+        """``validator``'s machine configuration at ``height``: its place in the height's
+        set, or ``NOT_A_MEMBER`` outside it (it follows without signing)."""
+        size = self.schedule.set_size(height)
+        config = self._configs.get((validator, size))
+        if config is None:
+            config = ConsensusConfig(
+                CHAIN_ID, self.validators[:size], validator if validator < size else NOT_A_MEMBER, self.keys[validator],
+                timeout_propose_ms=self.schedule.timeouts_ms[0], timeout_delta_ms=self.schedule.timeouts_ms[1],
+            )
+            self._configs[(validator, size)] = config
+        return config
 
     # --- the event loop -------------------------------------------------------------
 
@@ -453,7 +474,10 @@ class Simulation:
             self.feed(node, DecideFailed(decision.height))
             return
         self._store(node, decision.height, decision.block_hash, decision.commit)
-        self.send_own(node, decision.commit, compute_commit_recipients(decision.commit, self.n, node.validator))
+        size = self.schedule.set_size(decision.height)
+        # Those outside the height's set signed nothing, so they are owed the certificate too.
+        followers = frozenset(range(size, self.n)) - {node.validator}
+        self.send_own(node, decision.commit, compute_commit_recipients(decision.commit, size, node.validator) | followers)
         self.feed(node, self._head_advanced(node))
         self.feed(node, TxsPending(self._pending(node)))
 
@@ -479,7 +503,8 @@ class Simulation:
         if height not in self.first_decided_ms:
             self.first_decided_ms[height] = self.now
             self.result.decided_heights = len([h for h in self.first_decided_ms if h <= self.schedule.heights])
-            if self._down_count() > compute_max_faulty(self.n) and self.now > self._outage_start() + IN_FLIGHT_MS:
+            size = self.schedule.set_size(height)
+            if self._down_count() > compute_max_faulty(size) and self.now > self._outage_start() + IN_FLIGHT_MS:
                 self.result.halt_new_heights += 1
             if self.now >= self.last_restart:
                 self.result.resumed_heights += 1
@@ -508,7 +533,7 @@ class Simulation:
         if cached is not None:
             return cached[1]
         try:
-            message.verify(self.validators)
+            message.verify(self.validators_for(get_message_height(message)))
             ok = True
         except LedgerError:
             ok = False
@@ -525,7 +550,7 @@ class Simulation:
             return cached[1]
         try:
             validate_commit(
-                commit, chain_id=CHAIN_ID, validators=self.validators, height=commit.height,
+                commit, chain_id=CHAIN_ID, validators=self.validators_for(commit.height), height=commit.height,
                 block_hash=commit.block_hash, verified=self.precommits.digests,
             )
             ok = True
@@ -597,7 +622,7 @@ class Simulation:
             self.feed(dst, VoteReceived(message))
             return
         p = message.proposal
-        if p.proposer != compute_proposer(p.height, p.round, self.n):
+        if p.proposer != compute_proposer(p.height, p.round, self.schedule.set_size(p.height)):
             return
         if is_block_worth_keeping(dst.driver.machine, dst.head, p.height, p.round):
             dst.blocks.add(p.block_hash)

@@ -63,6 +63,20 @@ class SimParams:
     """Crash all crashing validators together for a long time (the >f halt demonstration)."""
     loads: tuple[str, ...] = LOADS
     """Loads to draw from."""
+    membership: tuple[tuple[int, int], ...] = ()
+    """Changes of the validator set (DESIGN §12): (from height, n) pairs, oldest first;
+    the set of a height is the first n of the ``validators`` (a join appends, a removal
+    of the latest admitted shrinks it), e.g. ((1, 4), (3, 7), (5, 4)). Empty: all of
+    ``validators`` at every height."""
+
+
+def compute_set_size(membership: tuple[tuple[int, int], ...], n: int, height: int) -> int:
+    """How many validators (the first ones) form the set of ``height``."""
+    size = n
+    for from_height, count in membership:
+        if from_height <= height:
+            size = count
+    return size
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +140,15 @@ class Schedule:
     timeouts_ms: tuple[int, int] = (1_000, 500)
     """(timeout_propose_ms, timeout_delta_ms)."""
     gst_ms: int = 0
+    membership: tuple[tuple[int, int], ...] = ()
+    """:attr:`SimParams.membership`."""
 
     @property
     def faulty(self) -> frozenset[int]:
         return frozenset(self.behaviors)
+
+    def set_size(self, height: int) -> int:
+        return compute_set_size(self.membership, self.n, height)
 
     def describe(self) -> str:
         parts = [f"seed={self.seed}", f"n={self.n}", f"heights={self.heights}", f"gst={self.gst_ms}ms",
@@ -166,6 +185,10 @@ def generate_schedule(seed: int, params: SimParams) -> Schedule:
     else:
         byzantine = params.byzantine or 0
         crash = params.crash or 0
+    if params.membership:
+        order, limit = compute_fault_order(order, n, params.membership)
+        byzantine = min(byzantine, limit)
+        crash = min(crash, limit - byzantine)
     byz = order[:byzantine]
     crashers = order[byzantine : byzantine + crash]
     behaviors = {v: rng.choice(params.behaviors) for v in byz}
@@ -223,7 +246,22 @@ def generate_schedule(seed: int, params: SimParams) -> Schedule:
         heartbeat_ms=rng.choice(HEARTBEATS_MS),
         timeouts_ms=rng.choice(TIMEOUTS_MS),
         gst_ms=gst,
+        membership=params.membership,
     )
+
+
+def compute_fault_order(
+    order: list[int], n: int, membership: tuple[tuple[int, int], ...],
+) -> tuple[list[int], int]:
+    """``order`` with the validators that may be faulty together first (taken in order
+    while every set holding them keeps at most f faulty members, f of that set), and
+    how many those are: the faults a schedule may have at every height."""
+    sizes = sorted({n, *(count for _, count in membership)})
+    chosen: list[int] = []
+    for v in order:
+        if all(sum(1 for c in (*chosen, v) if c < size) <= compute_max_faulty(size) for size in sizes):
+            chosen.append(v)
+    return chosen + [v for v in order if v not in chosen], len(chosen)
 
 
 def draw_mid_crash(rng: random.Random, validator: int) -> MidCrash:

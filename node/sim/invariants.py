@@ -22,6 +22,7 @@ message anyone signed and sent, every block, every decision.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from ledger.blocks import PRECOMMIT, PREVOTE, SignedVote, compute_proposer, compute_quorum
 from node.messages import ConsensusMessage, SignedProposal
@@ -56,9 +57,10 @@ def compute_book_bound(n: int, round_: int) -> int:
 class Oracle:
     """The global record of one schedule and the safety checks on it."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, set_size: Callable[[int], int] | None = None) -> None:
         self.n = n
-        self.quorum = compute_quorum(n)
+        self.set_size: Callable[[int], int] = set_size or (lambda height: n)
+        """The size of each height's validator set (DESIGN §12: it may change)."""
         self.signed: dict[MessageKey, ConsensusMessage] = {}
         """First message seen per key from an honest validator (double-sign check)."""
         self.prevoters: defaultdict[tuple[int, int, bytes | None], set[int]] = defaultdict(set)
@@ -77,7 +79,7 @@ class Oracle:
                 self.prevoters[(v.height, v.round, v.block_hash)].add(v.validator)
         else:
             p = message.proposal
-            if p.proposer == compute_proposer(p.height, p.round, self.n):
+            if p.proposer == compute_proposer(p.height, p.round, self.set_size(p.height)):
                 self.proposed[(p.height, p.round)].add((p.block_hash, p.pol_round))
 
     def check_own(self, message: SignedVote | SignedProposal) -> str | None:
@@ -108,14 +110,15 @@ class Oracle:
         lock = self.locks.get((validator, height))
         locked_round, locked_value = lock if lock is not None and lock[0] < round_ else (-1, None)
         proposals = [vr for v, vr in self.proposed.get((height, round_), ()) if v == value]
+        quorum = compute_quorum(self.set_size(height))
         if not proposals:
             return f"prevote without proposal: validator {validator} prevoted {value.hex()[:12]} at height {height} round {round_}, which nobody proposed"
         for vr in proposals:
             free = locked_round <= vr or locked_value == value
-            shown = vr == -1 or (0 <= vr < round_ and len(self.prevoters.get((height, vr, value), ())) >= self.quorum)
+            shown = vr == -1 or (0 <= vr < round_ and len(self.prevoters.get((height, vr, value), ())) >= quorum)
             if free and shown:
                 return None
-        if any(vr == -1 or len(self.prevoters.get((height, vr, value), ())) >= self.quorum for vr in proposals):
+        if any(vr == -1 or len(self.prevoters.get((height, vr, value), ())) >= quorum for vr in proposals):
             return (
                 f"lock: validator {validator}, locked on {locked_value.hex()[:12] if locked_value else 'nil'} since round"
                 f" {locked_round}, prevoted {value.hex()[:12]} at height {height} round {round_} (proposed with"
@@ -123,7 +126,7 @@ class Oracle:
             )
         return (
             f"proof-of-lock: validator {validator} prevoted {value.hex()[:12]} at height {height} round {round_}"
-            f" for a re-proposal with pol_round {sorted(proposals)} that fewer than {self.quorum} validators prevoted"
+            f" for a re-proposal with pol_round {sorted(proposals)} that fewer than {quorum} validators prevoted"
         )
 
     def check_decision(self, height: int, block_hash: bytes) -> str | None:

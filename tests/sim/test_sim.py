@@ -22,6 +22,27 @@ def test_n4_random_faults_are_safe_and_live() -> None:
     assert summary.synced_blocks > 0 and summary.restarts > 0  # catch-up and restarts were exercised
 
 
+def test_the_set_growing_from_4_to_7_and_back_is_safe_and_live() -> None:
+    """DESIGN §12 in the simulator: three validators join at height 3 and leave at 5;
+    faults stay within f of every height's set; the ones outside a set follow it."""
+    params = SimParams(validators=7, heights=6, membership=((1, 4), (3, 7), (5, 4)))
+    summary = run_many(21, 40, params)
+    assert (summary.safety_violations, summary.liveness_failures) == (0, 0), summary.line()
+    assert summary.decided_heights == 40 * 6
+
+
+def test_faults_stay_within_f_of_every_set() -> None:
+    from node.sim.faults import generate_schedule
+
+    params = SimParams(validators=7, heights=6, membership=((1, 4), (3, 7), (5, 4)), byzantine=1, crash=1)
+    for seed in range(200):
+        schedule = generate_schedule(seed, params)
+        faulty = set(schedule.behaviors) | {c.validator for c in schedule.crashes} | {
+            c.validator for c in schedule.mid_crashes
+        }
+        assert len([v for v in faulty if v < 4]) <= 1 and len(faulty) <= 2, schedule.describe()
+
+
 def test_n7_random_faults_are_safe_and_live() -> None:
     summary = run_many(12, 30, SimParams(validators=7, heights=2))
     assert (summary.safety_violations, summary.liveness_failures) == (0, 0)
@@ -136,6 +157,17 @@ def test_cli_summary_line_and_exit_code(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["sim", "--validators", "4", "--schedules", "5", "--seed", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == "schedules: 5, decided heights: 15, safety violations: 0, liveness failures: 0"
+
+
+def test_cli_runs_a_changing_set_and_refuses_a_bad_one(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sim", "--validators", "7", "--heights", "6", "--schedules", "3", "--seed", "4"]
+    assert main([*argv, "--membership", "1:4,3:7,5:4"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        "schedules: 3, decided heights: 18, safety violations: 0, liveness failures: 0"
+    )
+    for bad in ("3:4", "1:3", "1:8", "1:4,1:7", "x"):
+        assert main([*argv, "--membership", bad]) != 0
+        assert "--membership" in capsys.readouterr().err
 
 
 def test_cli_exits_non_zero_and_prints_replay(capsys: pytest.CaptureFixture[str]) -> None:
