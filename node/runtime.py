@@ -362,7 +362,7 @@ class Node:
             time_ms=time_ms,
             last_commit=self.state.last_commit,
             verified=frozenset(self.mempool.verified),
-            max_txs=min(self.config.max_block_txs, self.genesis.consensus.max_block_txs),
+            max_txs=min(self.config.max_block_txs, self.chain.consensus.max_block_txs),
         )
         for item in rejected:
             tx_hash = H(item.tx_bytes)
@@ -379,7 +379,7 @@ class Node:
         if block is not None and request.height == self.chain.height + 1:
             try:
                 if block.block_hash not in self.executed:
-                    validate_block_time_bound(block.header, now_ms(), self.genesis.consensus.max_clock_skew_ms)
+                    validate_block_time_bound(block.header, now_ms(), self.chain.consensus.max_clock_skew_ms)
                     self.executed[block.block_hash] = execute_block(
                         self.chain, block, verified=frozenset(self.mempool.verified),
                         verified_precommits=self.verified_precommits.digests,
