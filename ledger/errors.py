@@ -95,6 +95,7 @@ holds the table of every code, class, parent and HTTP status).
     │   ├── WrongProposerError           block.proposer
     │   ├── BlockTimeError               block.time
     │   ├── TxCountMismatchError         block.tx_count
+    │   ├── BlockTooManyTxsError         block.too_many_txs   (over the chain's max_block_txs)
     │   ├── LogRootMismatchError         block.log_root
     │   ├── LogSizeMismatchError         block.log_size
     │   ├── StateRootMismatchError       block.state_root
@@ -661,6 +662,11 @@ class BlockTimeError(BlockError):
 class TxCountMismatchError(BlockError):
     code = "block.tx_count"
     title = "Header tx_count disagrees with the body"
+
+
+class BlockTooManyTxsError(BlockError):
+    code = "block.too_many_txs"
+    title = "Block holds more transactions than the chain allows"
 
 
 class LogRootMismatchError(BlockError):

@@ -54,6 +54,7 @@ from ledger.errors import (
     AttachmentError,
     BlockChainIdError,
     BlockTimeError,
+    BlockTooManyTxsError,
     DocIdMismatchError,
     DocumentExistsError,
     DocumentHashMismatchError,
@@ -219,6 +220,14 @@ def validate_header(
     if header.tx_count != tx_count:
         raise TxCountMismatchError(
             f"header.tx_count: expected {tx_count}, got {header.tx_count}", expected=tx_count, found=header.tx_count
+        )
+    limit = chain.consensus.max_block_txs
+    if tx_count > limit:
+        # A rule of validity, not only the proposer's habit: the settings in force
+        # (genesis, or consensus.set) bound what every validator must execute.
+        raise BlockTooManyTxsError(
+            f"block: expected at most {limit} transactions (consensus.max_block_txs), got {tx_count}",
+            expected=limit, found=tx_count,
         )
     validate_last_commit(chain, header, last_commit, verified_precommits=verified_precommits)
 

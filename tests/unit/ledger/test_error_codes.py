@@ -104,6 +104,7 @@ ERROR_CODES: tuple[tuple[str, str, str | None, int], ...] = (
     ("block.proposer", "WrongProposerError", "BlockError", 422),
     ("block.time", "BlockTimeError", "BlockError", 422),
     ("block.tx_count", "TxCountMismatchError", "BlockError", 422),
+    ("block.too_many_txs", "BlockTooManyTxsError", "BlockError", 422),
     ("block.log_root", "LogRootMismatchError", "BlockError", 422),
     ("block.log_size", "LogSizeMismatchError", "BlockError", 422),
     ("block.state_root", "StateRootMismatchError", "BlockError", 422),

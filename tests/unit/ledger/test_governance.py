@@ -284,3 +284,24 @@ def test_a_checkpoint_after_a_change_carries_the_history_a_monitor_follows(allia
     without = {k: v for k, v in checkpoint.items() if k != "validator_history"}
     with pytest.raises(errors.BundleValidatorsError):
         verify_checkpoint(without, alliance.genesis)
+
+
+def test_the_block_limit_in_force_binds_every_validator(alliance: Alliance) -> None:
+    """After consensus.set lowers max_block_txs, the proposer stops at it, and a block
+    over it (a proposer that ignores it) is refused by the others."""
+    from ledger.transition import build_block, execute_block
+
+    chain = alliance.chain()
+    propose = alliance.gov_propose("EG-TEDA", ConsensusSet((("max_block_txs", 2),)))
+    alliance.commit_next(chain, [(propose, None), *((alliance.gov_approve(z, propose.tx_hash), None)
+                                                    for z in ("BY-GREATSTONE", "DJ-DIFTZ"))])
+    entries = [alliance.issue("EG-TEDA", COO, coo(f"LIM-{i}"), f"LIM-{i}") for i in range(3)]
+    assert alliance.propose(chain, entries[:2]).block.header.tx_count == 2
+    last_commit = chain.get_commit(chain.height)
+    oversized, _ = build_block(
+        chain, [(e.encode(), c) for e, c in entries], round_=0, time_ms=chain.time_ms + 1000,
+        last_commit=last_commit, max_txs=10,
+    )
+    assert oversized.block.header.tx_count == 3
+    with pytest.raises(errors.BlockTooManyTxsError):
+        execute_block(chain, oversized.block)
