@@ -11,22 +11,20 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from netutil import make_layout  # noqa: E402
+from serving import serve_app  # noqa: E402
 
-from scripts.devnet import Devnet, DevnetLayout, free_port_block, submit_examples  # noqa: E402
+from scripts.devnet import Devnet, DevnetLayout, submit_examples  # noqa: E402
 
 CHROMIUM = os.environ.get("ZONELEDGER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -85,30 +83,13 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevnetLayout]:
         net.stop()
 
 
-def free_port() -> int:
-    # Below the ephemeral range, so no client connection takes it before the server binds.
-    return free_port_block(1)
-
-
 @contextmanager
-def serve_app(app: Any) -> Iterator[str]:
+def serve_url(app: Any) -> Iterator[str]:
     """Run an ASGI app on a free loopback port in a thread; yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_app(app, log_level="warning", ws="auto") as (host, port):
+        yield f"http://{host}:{port}"
 
 
 @pytest.fixture(scope="session")
 def app_server() -> Callable[[Any], Any]:
-    return serve_app
+    return serve_url

@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from one_node import OneNode, make_one_node
+from serving import serve_app
 
 from ledger.encoding import cb, decode_cb
 from ledger.limits import (
@@ -286,18 +285,9 @@ def test_an_unknown_transaction_hash_is_not_echoed_whole(one: OneNode) -> None:
 
 @pytest.fixture
 def served(one: OneNode) -> Iterator[tuple[str, int]]:
-    server = uvicorn.Server(
-        uvicorn.Config(one.app, host="127.0.0.1", port=0, log_config=None, lifespan="off", ws="none")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:  # readiness, not a timing assertion
-        assert thread.is_alive() and time.monotonic() < deadline, "test server did not start"
-        time.sleep(0.01)
-    yield "127.0.0.1", server.servers[0].sockets[0].getsockname()[1]
-    server.should_exit = True
-    thread.join(timeout=20)
+    # log_config=None: the app's own loggers reach caplog (the aborted-upload line).
+    with serve_app(one.app, log_config=None, log_level=None) as address:
+        yield address
 
 
 @pytest.mark.parametrize(

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from serving import serve_app
 
 from api.errors import install_error_handlers
 from api.routes_governance import make_governance_router
@@ -87,18 +85,8 @@ def make_app(node: GovNode) -> FastAPI:
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, GovNode]]:
     node = GovNode()
-    config = uvicorn.Config(make_app(node), host="127.0.0.1", port=0, log_level="critical", lifespan="off", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:  # readiness, not a timing assertion
-        assert thread.is_alive() and time.monotonic() < deadline, "test node did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", node
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serve_app(make_app(node)) as (host, port):
+        yield f"http://{host}:{port}", node
 
 
 @pytest.fixture
