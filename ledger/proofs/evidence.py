@@ -10,6 +10,7 @@ integers, bounded lists).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -56,6 +57,25 @@ def parse_hashes(value: Any, what: str) -> list[bytes]:
     if type(value) is not list or len(value) > MAX_PROOF_HASHES:
         raise BundleMalformedError(f"{what}: expected a list of at most {MAX_PROOF_HASHES} hashes")
     return [parse_hex(item, f"{what}[{i}]", 32) for i, item in enumerate(value)]
+
+
+def parse_fields(value: Any, what: str, fields: frozenset[str]) -> dict[str, Any]:
+    """A map with exactly ``fields``, or raise."""
+    if type(value) is not dict or value.keys() != fields:
+        raise BundleMalformedError(f"{what}: expected exactly the fields {sorted(fields)}")
+    return value
+
+
+def parse_entries(
+    value: Any, what: str, fields: frozenset[str], *, most: int, least: int = 0,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The entries of a bounded list of maps with exactly ``fields``, each with where it
+    stands (``what[i]``) for the messages of its own fields."""
+    if type(value) is not list or not least <= len(value) <= most:
+        raise BundleMalformedError(f"{what}: expected {'a non-empty list' if least else 'a list'} of at most {most} entries")
+    for i, item in enumerate(value):
+        where = f"{what}[{i}]"
+        yield where, parse_fields(item, where, fields)
 
 
 def parse_envelope(data: bytes, what: str) -> Envelope:
@@ -162,14 +182,9 @@ class Evidence:
         """Empty for a ``/1`` bundle and for a checkpoint made before any change of the set."""
         if self.is_v1 or (type(self.raw) is dict and "validator_history" not in self.raw and "format" not in self.raw):
             return []
-        raw = self.get("validator_history")
-        if type(raw) is not list or len(raw) > MAX_SET_CHANGES:
-            raise BundleMalformedError(f"validator_history: expected a list of at most {MAX_SET_CHANGES} entries")
         entries = []
-        for i, item in enumerate(raw):
-            where = f"validator_history[{i}]"
-            if type(item) is not dict or item.keys() != SET_CHANGE_FIELDS:
-                raise BundleMalformedError(f"{where}: expected exactly the fields {sorted(SET_CHANGE_FIELDS)}")
+        for where, item in parse_entries(self.get("validator_history"), "validator_history", SET_CHANGE_FIELDS,
+                                         most=MAX_SET_CHANGES):
             header_bytes = parse_hex(item["header"], f"{where}.header")
             entries.append(SetChangeEntry(
                 header_bytes, parse_header(header_bytes, f"{where}.header"), parse_commit(item["commit"], f"{where}.commit"),
@@ -179,9 +194,7 @@ class Evidence:
 
     @cached_property
     def issuer(self) -> IssuerRecords:
-        raw = self.get("issuer")
-        if type(raw) is not dict or raw.keys() != ISSUER_FIELDS:
-            raise BundleMalformedError(f"issuer: expected exactly the fields {sorted(ISSUER_FIELDS)}")
+        raw = parse_fields(self.get("issuer"), "issuer", ISSUER_FIELDS)
         return IssuerRecords(
             parse_hex(raw["officer_record"], "issuer.officer_record"), StateProof.from_json(raw["officer_proof"]),
             parse_hex(raw["zone_record"], "issuer.zone_record"), StateProof.from_json(raw["zone_proof"]),
@@ -214,14 +227,8 @@ class Evidence:
 
     @cached_property
     def history(self) -> list[Entry]:
-        raw = self.get("history")
-        if type(raw) is not list or not 0 < len(raw) <= MAX_HISTORY:
-            raise BundleMalformedError(f"history: expected a non-empty list of at most {MAX_HISTORY} entries")
         entries = []
-        for i, item in enumerate(raw):
-            where = f"history[{i}]"
-            if type(item) is not dict or item.keys() != HISTORY_FIELDS:
-                raise BundleMalformedError(f"{where}: expected exactly the fields {sorted(HISTORY_FIELDS)}")
+        for where, item in parse_entries(self.get("history"), "history", HISTORY_FIELDS, least=1, most=MAX_HISTORY):
             tx = parse_hex(item["tx"], f"{where}.tx")
             entries.append(Entry(
                 tx, parse_envelope(tx, f"{where}.tx"), parse_int(item["log_index"], f"{where}.log_index"),
