@@ -457,9 +457,14 @@ class Chain(LedgerView):
             for key, value in self.store.iterate(OFFICER_PREFIX)
         ]
 
-    def get_active_officers(self, zone_id: str) -> list[bytes]:
-        """The keys of ``zone_id``'s officers now active, in key order."""
-        return [o.officer_key for o in self.get_officers() if o.zone_id == zone_id and o.is_active]
+    def get_active_officers_by_zone(self) -> dict[str, list[bytes]]:
+        """Each zone's officer keys now active, in key order: one pass over the officers
+        (officers are keyed by key alone, so no prefix reads one zone's)."""
+        by_zone: dict[str, list[bytes]] = {}
+        for officer in self.get_officers():
+            if officer.is_active:
+                by_zone.setdefault(officer.zone_id, []).append(officer.officer_key)
+        return by_zone
 
     def get_proposals(self) -> list[ProposalRecord]:
         """Every proposal, in id order."""

@@ -20,6 +20,7 @@ def compute_status(
 ) -> dict[str, Any]:
     """The status body; a validator and an observer differ only in the keyword fields."""
     header = chain.head_header
+    officers = chain.get_active_officers_by_zone()
     return {
         "chain_id": genesis.chain_id,
         "genesis_hash": genesis.genesis_hash.hex(),
@@ -36,7 +37,7 @@ def compute_status(
             {
                 "zone_id": z.zone_id, "name": z.name, "country": z.country, "status": z.status,
                 "since_height": z.since_height,
-                "officers": [key.hex() for key in chain.get_active_officers(z.zone_id)],
+                "officers": [key.hex() for key in officers.get(z.zone_id, [])],
             }
             for z in chain.get_members()
         ],
