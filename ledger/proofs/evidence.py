@@ -16,8 +16,10 @@ from functools import cached_property
 from typing import Any
 
 from ledger.blocks import CommitCertificate, Header
+from ledger.encoding import decode_cb
 from ledger.errors import BundleHeaderError, BundleMalformedError, LedgerError
 from ledger.genesis import Genesis
+from ledger.governance import ZoneRecord
 from ledger.proofs.bundle import (
     FORMAT_V1,
     HISTORY_FIELDS,
@@ -199,6 +201,11 @@ class Evidence:
             parse_hex(raw["officer_record"], "issuer.officer_record"), StateProof.from_json(raw["officer_proof"]),
             parse_hex(raw["zone_record"], "issuer.zone_record"), StateProof.from_json(raw["zone_proof"]),
         )
+
+    @cached_property
+    def issuer_zone(self) -> ZoneRecord:
+        """The issuing zone's record as ``issuer`` carries it (its proof is the issuer rule's)."""
+        return ZoneRecord.from_wire(decode_cb(self.issuer.zone_record))
 
     @cached_property
     def commit(self) -> CommitCertificate:

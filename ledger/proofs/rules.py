@@ -28,7 +28,7 @@ from ledger.errors import (
     MalformedTransactionError,
 )
 from ledger.genesis import compute_validators_hash
-from ledger.governance import OfficerRecord, ZoneRecord, compute_officer_state_key, compute_zone_state_key
+from ledger.governance import OfficerRecord, compute_officer_state_key, compute_zone_state_key
 from ledger.merkle import verify_inclusion
 from ledger.proofs.bundle import FIELDS_BY_FORMAT, MATCH_ATTACHMENT, MATCH_DOCUMENT, STATE_VALUE_FIELDS
 from ledger.proofs.evidence import Evidence, Match, parse_hashes, parse_hex
@@ -49,7 +49,7 @@ def compute_validator_names(ev: Evidence) -> dict[bytes, str]:
     issuing zone's own record (a zone that joined later)."""
     names = {zone.validator_key: zone.zone_id for zone in ev.genesis.zones}
     try:
-        zone = ZoneRecord.from_wire(decode_cb(ev.issuer.zone_record))
+        zone = ev.issuer_zone
         names[zone.validator_key] = zone.zone_id
     except Exception:  # noqa: BLE001 - names are decoration; the issuer check reports a bad record
         pass
@@ -57,7 +57,7 @@ def compute_validator_names(ev: Evidence) -> dict[bytes, str]:
 
 
 def _signer_names(ev: Evidence, validators: Sequence[bytes], indexes: Sequence[int]) -> str:
-    names = compute_validator_names(ev) if not ev.is_v1 else {z.validator_key: z.zone_id for z in ev.genesis.zones}
+    names = compute_validator_names(ev)
     return ", ".join(
         names.get(validators[i], f"validator {i} ({validators[i].hex()[:12]}…)") for i in indexes if 0 <= i < len(validators)
     )
@@ -224,7 +224,7 @@ def validate_issuer_records(ev: Evidence, zone_id: str) -> str:
     root = ev.header.state_root
     try:
         officer = OfficerRecord.from_wire(signer, decode_cb(records.officer_record))
-        zone = ZoneRecord.from_wire(decode_cb(records.zone_record))
+        zone = ev.issuer_zone
     except LedgerError as exc:
         raise BundleIssuerError(f"issuer: expected canonical officer and zone records, got: {exc}") from exc
     try:

@@ -29,10 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.blocks import Header
-from ledger.encoding import decode_cb
 from ledger.errors import BundleHeaderError, BundleMalformedError, LedgerError
 from ledger.genesis import Genesis
-from ledger.governance import ZoneRecord
 from ledger.proofs.bundle import CHECKPOINT_FIELDS
 from ledger.proofs.evidence import Entry, Evidence, Match, parse_hex
 from ledger.proofs.rules import (
@@ -282,7 +280,7 @@ def _with_facts(result: Verification, ev: Evidence) -> Verification:
     zone = genesis.zone(zone_id) if isinstance(zone_id, str) else None
     zone_name = zone.name if zone is not None else None
     if not ev.is_v1:
-        record = _try(lambda: ZoneRecord.from_wire(decode_cb(ev.issuer.zone_record)))
+        record = _try(lambda: ev.issuer_zone)
         if record is not None and record.zone_id == zone_id:
             zone_name = record.name
     header = _try(lambda: ev.header)
