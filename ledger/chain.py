@@ -45,6 +45,7 @@ from ledger.membership import (
     MembershipView,
     SetChange,
     compute_validators_at,
+    unpack_stored,
     write_genesis_membership,
 )
 from ledger.merkle import MerkleLog
@@ -301,20 +302,14 @@ class StoredBlock:
 
 
 def _decode_list(data: bytes, what: str) -> list[Any]:
-    try:
-        value = msgpack.unpackb(data, raw=False)
-    except Exception as exc:
-        raise StoreCorruptError(f"{what}: stored record does not decode: {exc}") from exc
+    value = unpack_stored(data, what)
     if not isinstance(value, list):
         raise StoreCorruptError(f"{what}: expected a list record")
     return value
 
 
 def _decode_record(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = msgpack.unpackb(data, raw=False)
-    except Exception as exc:
-        raise StoreCorruptError(f"{what}: stored record does not decode: {exc}") from exc
+    value = unpack_stored(data, what)
     if not isinstance(value, dict):
         raise StoreCorruptError(f"{what}: expected a map record")
     return value

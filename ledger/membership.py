@@ -66,7 +66,8 @@ def key_validators(from_height: int) -> bytes:
     return VALIDATORS_PREFIX + pack_uint64(from_height)
 
 
-def _unpack(data: bytes, what: str) -> Any:
+def unpack_stored(data: bytes, what: str) -> Any:
+    """A stored MessagePack record, or ``store.corrupt`` naming it."""
     try:
         return msgpack.unpackb(data, raw=False)
     except Exception as exc:
@@ -89,28 +90,28 @@ class MembershipView:
 
     def get_zone(self, zone_id: str) -> ZoneRecord | None:
         raw = self.reader.get(key_zone(zone_id))
-        return None if raw is None else ZoneRecord.from_wire(_unpack(raw, f"zone {zone_id}"))
+        return None if raw is None else ZoneRecord.from_wire(unpack_stored(raw, f"zone {zone_id}"))
 
     def get_zone_key_owner(self, public: bytes) -> tuple[str, str] | None:
         """The zone and role (admin or validator) that ever held ``public``, if any."""
         raw = self.reader.get(key_zone_key(public))
         if raw is None:
             return None
-        m = _unpack(raw, "zone key")
+        m = unpack_stored(raw, "zone key")
         return m["zone_id"], m["role"]
 
     def get_officer(self, officer_key: bytes) -> OfficerRecord | None:
         raw = self.reader.get(key_officer_record(officer_key))
-        return None if raw is None else OfficerRecord.from_wire(officer_key, _unpack(raw, "officer record"))
+        return None if raw is None else OfficerRecord.from_wire(officer_key, unpack_stored(raw, "officer record"))
 
     def get_proposal(self, proposal_id: bytes) -> ProposalRecord | None:
         raw = self.reader.get(key_proposal(proposal_id))
-        return None if raw is None else ProposalRecord.from_store(proposal_id, _unpack(raw, "proposal"))
+        return None if raw is None else ProposalRecord.from_store(proposal_id, unpack_stored(raw, "proposal"))
 
     def get_member_ids(self) -> list[str]:
         """Every zone ever admitted, in order of admission."""
         raw = self.reader.get(KEY_MEMBERS)
-        return [] if raw is None else list(_unpack(raw, "members"))
+        return [] if raw is None else list(unpack_stored(raw, "members"))
 
     def get_members(self) -> list[ZoneRecord]:
         out = []
@@ -143,11 +144,11 @@ class MembershipView:
         raw = self.reader.get(KEY_CONSENSUS)
         if raw is None:
             return self.genesis.consensus
-        return ConsensusParams(**_unpack(raw, "consensus settings"))
+        return ConsensusParams(**unpack_stored(raw, "consensus settings"))
 
     def get_auditors(self) -> tuple[bytes, ...]:
         raw = self.reader.get(KEY_AUDITORS)
-        return self.genesis.auditors if raw is None else tuple(_unpack(raw, "auditors"))
+        return self.genesis.auditors if raw is None else tuple(unpack_stored(raw, "auditors"))
 
 
 # --- writes ------------------------------------------------------------------
